@@ -1,0 +1,123 @@
+"""Every error the package raises, in one hierarchy.
+
+The split says who is at fault. A :class:`ProtocolError` is a peer that broke
+the protocol: it carries what to answer with (an Engine.IO HTTP error code, or
+a close reason) and is translated once, at the transport boundary. Anything
+else is a local error: a caller bug or a state the application can handle.
+
+::
+
+    RealtimeError
+    ├── ProtocolError                 a peer broke the protocol
+    │   ├── EngineRequestError        an HTTP request refused with 400/403/413 + {code, message}
+    │   ├── PacketDecodeError         an Engine.IO packet or payload that does not parse
+    │   ├── PayloadTooLarge           a body or frame over ``max_payload``
+    │   └── SocketIOPacketError       a Socket.IO packet that does not parse or breaks a limit
+    ├── ConnectionRefusedError        raised by middleware/connect handlers to refuse a client
+    ├── SessionClosedError            sending to an engine session that is gone
+    ├── BufferFullError               a session's outbound buffer is over its cap
+    ├── AckTimeoutError               an acknowledgement did not arrive in time
+    ├── ReservedEventError            the application tried to emit a reserved event name
+    └── NotRunningError               the server is used outside its lifespan
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RealtimeError(Exception):
+    """Base class of every error raised by ``realtime``."""
+
+
+class ProtocolError(RealtimeError):
+    """A peer sent something the protocol does not allow."""
+
+
+class EngineRequestError(ProtocolError):
+    """An HTTP request the Engine.IO layer refuses.
+
+    ``code`` and ``message`` are the JSON body the reference server sends
+    (``{"code": 1, "message": "Session ID unknown"}``); ``status`` is the HTTP status.
+    """
+
+    UNKNOWN_TRANSPORT = 0
+    UNKNOWN_SID = 1
+    BAD_HANDSHAKE_METHOD = 2
+    BAD_REQUEST = 3
+    FORBIDDEN = 4
+    UNSUPPORTED_PROTOCOL_VERSION = 5
+
+    MESSAGES = {
+        0: "Transport unknown",
+        1: "Session ID unknown",
+        2: "Bad handshake method",
+        3: "Bad request",
+        4: "Forbidden",
+        5: "Unsupported protocol version",
+    }
+
+    def __init__(self, code: int, message: str | None = None, *, status: int = 400) -> None:
+        self.code = code
+        self.message = message if message is not None else self.MESSAGES.get(code, "Bad request")
+        self.status = status
+        super().__init__(f"{self.status} {self.message} (code {code})")
+
+
+class PacketDecodeError(ProtocolError):
+    """Bytes that are not a valid Engine.IO packet or polling payload."""
+
+
+class PayloadTooLarge(ProtocolError):
+    """A request body or WebSocket message over ``max_payload`` bytes."""
+
+
+class SocketIOPacketError(ProtocolError):
+    """A Socket.IO packet that does not parse or breaks a configured limit."""
+
+
+class ConnectionRefusedError(RealtimeError):  # noqa: A001 - the Socket.IO name, scoped to this package
+    """Raise from middleware or a connect handler to refuse a client.
+
+    The client receives CONNECT_ERROR with ``{"message": message, "data": data}``.
+    """
+
+    def __init__(self, message: str = "Connection refused", data: Any = None) -> None:
+        self.message = message
+        self.data = data
+        super().__init__(message)
+
+
+class SessionClosedError(RealtimeError):
+    """The engine session is closed or was never known."""
+
+
+class BufferFullError(RealtimeError):
+    """A session's outbound buffer reached its cap; the session is being closed."""
+
+
+class AckTimeoutError(RealtimeError):
+    """No acknowledgement arrived within the timeout.
+
+    For a broadcast, ``responses`` holds what did arrive and ``missing`` the
+    socket ids that did not answer.
+    """
+
+    def __init__(
+        self,
+        message: str = "operation has timed out",
+        *,
+        responses: list[Any] | None = None,
+        missing: list[str] | None = None,
+    ) -> None:
+        self.responses = responses or []
+        self.missing = missing or []
+        super().__init__(message)
+
+
+class ReservedEventError(RealtimeError, ValueError):
+    """The application tried to emit one of Socket.IO's reserved event names."""
+
+
+class NotRunningError(RealtimeError, RuntimeError):
+    """The server was used outside its lifespan (no task group to run sessions in)."""

@@ -1,0 +1,98 @@
+"""Run a real server on a free 127.0.0.1 port for live tests.
+
+The server runs in its own thread and event loop, so a test can drive it from
+asyncio, trio or plain blocking code, and nothing is shared with the test's loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def require(condition: bool, why: str) -> None:
+    """Skip when a real dependency is missing, but fail under CI=true."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"missing test dependency under CI=true: {why}")
+    pytest.skip(why)
+
+
+def require_node() -> str:
+    node = shutil.which("node")
+    require(node is not None, "node is not installed")
+    assert node is not None
+    return node
+
+
+@contextlib.contextmanager
+def serve(app: Any, *, port: int | None = None, **uvicorn_options: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread; yield ``http://127.0.0.1:<port>``."""
+    port = port or free_port()
+    options: dict[str, Any] = {"log_level": "warning", "lifespan": "on"}
+    options.update(uvicorn_options)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, **options)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@contextlib.contextmanager
+def serve_process(args: list[str], *, port: int | None = None) -> Iterator[str]:
+    """Run ``args + ['--port', port]`` as a subprocess; yield its base URL once it accepts."""
+    port = port or free_port()
+    proc = subprocess.Popen([*args, "--port", str(port)], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{args} exited with {proc.returncode}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{args} did not listen on {port}")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+PYTHON = sys.executable

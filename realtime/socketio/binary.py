@@ -1,0 +1,73 @@
+"""Binary attachments: swap bytes for placeholders on the way out, and back on the way in.
+
+Spec: socket.io-protocol v5, "Packet encoding". A packet whose payload holds
+binary data is sent as one text packet where each bytes object is replaced by
+``{"_placeholder": true, "num": <n>}``, followed by ``n`` binary frames in order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from realtime.exceptions import SocketIOPacketError
+
+BINARY_TYPES = (bytes, bytearray, memoryview)
+
+
+def has_binary(data: Any) -> bool:
+    """True if ``data`` holds a bytes-like object anywhere inside lists, tuples or dicts."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, BINARY_TYPES):
+            return True
+        if isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return False
+
+
+def deconstruct(data: Any) -> tuple[Any, list[bytes]]:
+    """Return ``data`` with every bytes object replaced by a placeholder, and the bytes in order."""
+    attachments: list[bytes] = []
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, BINARY_TYPES):
+            placeholder = {"_placeholder": True, "num": len(attachments)}
+            attachments.append(bytes(item))
+            return placeholder
+        if isinstance(item, list | tuple):
+            return [walk(x) for x in item]
+        if isinstance(item, dict):
+            return {key: walk(value) for key, value in item.items()}
+        return item
+
+    return walk(data), attachments
+
+
+def _placeholder_index(item: dict[str, Any], count: int) -> int:
+    num = item.get("num")
+    # bool is an int subclass in Python; ``true`` is not a valid attachment index.
+    if type(num) is not int or not 0 <= num < count:
+        raise SocketIOPacketError(f"illegal attachment placeholder num {num!r}")
+    return num
+
+
+def reconstruct(data: Any, attachments: list[bytes]) -> Any:
+    """Replace each placeholder in ``data`` with its attachment.
+
+    Raises :class:`SocketIOPacketError` for a placeholder whose ``num`` is not
+    an integer index into ``attachments``.
+    """
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, list):
+            return [walk(x) for x in item]
+        if isinstance(item, dict):
+            if item.get("_placeholder") is True:
+                return attachments[_placeholder_index(item, len(attachments))]
+            return {key: walk(value) for key, value in item.items()}
+        return item
+
+    return walk(data)

@@ -1,0 +1,7 @@
+import { io, Manager, Socket, Engine, protocol } from "./index";
+
+declare const self: any;
+declare const window: any;
+
+const g: any = typeof self !== "undefined" ? self : window;
+g.io = Object.assign(io, { io, connect: io, Manager, Socket, Engine, protocol });

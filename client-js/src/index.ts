@@ -1,0 +1,42 @@
+import { defaultURI } from "./platform";
+import { Manager, ManagerOptions } from "./socketio/manager";
+import { Socket, SocketOptions } from "./socketio/socket";
+import { protocol } from "./socketio/parser";
+import { Engine } from "./engine/socket";
+
+export interface Options extends ManagerOptions, SocketOptions {
+  /** Always create a new Manager (connection). Default: false. */
+  forceNew?: boolean;
+  /** Share the Manager between sockets to the same host. Default: true. */
+  multiplex?: boolean;
+}
+
+const cache: Record<string, Manager> = {};
+
+/**
+ * Creates a socket for the namespace in `uri` (default "/"), sharing one connection
+ * per host unless `forceNew` or `multiplex: false` is given.
+ */
+function lookup(uri?: string | Partial<Options>, opts?: Partial<Options>): Socket {
+  if (typeof uri === "object") {
+    opts = uri;
+    uri = undefined;
+  }
+  opts = opts || {};
+  const u = new URL((uri as string) || defaultURI() || "", defaultURI());
+  const id = u.protocol + "//" + u.host + "|" + (opts.path || "/socket.io");
+  const nsp = u.pathname || "/";
+  const source = u.protocol + "//" + u.host + u.search;
+  const same = cache[id] && nsp in cache[id].nsps;
+  let io: Manager;
+  if (opts.forceNew || (opts as any)["force new connection"] || opts.multiplex === false || same) {
+    io = new Manager(source, opts);
+  } else {
+    io = cache[id] = cache[id] || new Manager(source, opts);
+  }
+  return io.socket(nsp, opts);
+}
+
+export { lookup as io, lookup as connect, Manager, Socket, Engine, protocol };
+export type { ManagerOptions, SocketOptions };
+export default lookup;

@@ -1,0 +1,146 @@
+"""The adapter interface: rooms and broadcast delivery for one namespace.
+
+An adapter decides *which* sockets a broadcast reaches and gets the frames to
+them. It never sees the server: the namespace hands it a :class:`LocalNamespace`,
+the delivery side of its own sockets. The in-memory adapter serves one process;
+an adapter spanning processes (Redis) implements the same methods by delivering
+locally and publishing the packet and options to its peers, which deliver to
+theirs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, NewType, Protocol
+
+from realtime.engineio import OutPacket
+from realtime.socketio.packets import Packet, encode
+
+#: A Socket.IO socket id: one client in one namespace (not the Engine.IO sid).
+SocketId = NewType("SocketId", str)
+
+#: Called with the ack arguments, or ``None`` when the socket went away first.
+AckCallback = Callable[[list[Any] | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastOptions:
+    """Who a broadcast reaches: sockets in any of ``rooms`` (everyone when empty),
+    minus sockets in any of ``except_rooms``.
+
+    ``volatile`` drops the packet for a socket whose transport is not ready to
+    write; ``local`` keeps a multi-process adapter from publishing to its peers.
+    """
+
+    rooms: frozenset[str] = frozenset()
+    except_rooms: frozenset[str] = frozenset()
+    volatile: bool = False
+    local: bool = False
+
+
+class SocketDetails(Protocol):
+    """What ``fetch_sockets`` returns: a local socket, or a copy of a remote one."""
+
+    @property
+    def id(self) -> SocketId: ...
+
+    @property
+    def rooms(self) -> frozenset[str]: ...
+
+    @property
+    def data(self) -> dict[str, Any]: ...
+
+
+class LocalNamespace(Protocol):
+    """The delivery side of a namespace's own sockets, as an adapter sees it."""
+
+    @property
+    def name(self) -> str: ...
+
+    def deliver(self, sid: SocketId, frames: Sequence[OutPacket], *, volatile: bool) -> bool:
+        """Queue pre-encoded frames for one socket; ``False`` if it is gone or dropped them."""
+        ...
+
+    def expect_ack(self, sid: SocketId, ack_id: int, callback: AckCallback) -> None:
+        """Route the socket's ACK with ``ack_id`` to ``callback``."""
+        ...
+
+    def local_socket(self, sid: SocketId) -> SocketDetails | None: ...
+
+    async def disconnect_socket(self, sid: SocketId, *, close: bool) -> None: ...
+
+
+def encode_frames(packet: Packet) -> list[OutPacket]:
+    """Encode once into Engine.IO frames that every recipient shares."""
+    return [OutPacket.message(part) for part in encode(packet)]
+
+
+class Adapter(ABC):
+    """Rooms and broadcast for one namespace. Subclass to span several processes."""
+
+    def __init__(self, namespace: LocalNamespace) -> None:
+        self.namespace = namespace
+
+    async def init(self) -> None:  # noqa: B027 - an optional hook
+        """Called when the server starts (subscribe to peers, and so on)."""
+
+    async def close(self) -> None:  # noqa: B027 - an optional hook
+        """Called when the server stops."""
+
+    # -- rooms of local sockets -------------------------------------------------
+
+    @abstractmethod
+    async def add_all(self, sid: SocketId, rooms: Iterable[str]) -> None: ...
+
+    @abstractmethod
+    async def delete(self, sid: SocketId, room: str) -> None: ...
+
+    @abstractmethod
+    async def delete_all(self, sid: SocketId) -> None:
+        """Forget a socket that left the namespace, with every room it was in."""
+
+    @abstractmethod
+    def socket_rooms(self, sid: SocketId) -> frozenset[str]: ...
+
+    @abstractmethod
+    def rooms(self) -> dict[str, frozenset[SocketId]]:
+        """Every local room with its sockets (a socket's own id is a room too)."""
+
+    # -- broadcast ---------------------------------------------------------------
+
+    @abstractmethod
+    async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None: ...
+
+    @abstractmethod
+    async def broadcast_with_ack(
+        self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        on_recipients: Callable[[Sequence[SocketId]], None],
+        on_ack: Callable[[SocketId, list[Any] | None], None],
+    ) -> None:
+        """Broadcast ``packet`` (whose ``id`` is set) and report who got it and who answered.
+
+        ``on_recipients`` may be called several times (once per process); each
+        recipient later answers through ``on_ack`` (``None``: it went away).
+        """
+
+    # -- operations on the sockets a selector matches ----------------------------
+
+    @abstractmethod
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[SocketDetails]: ...
+
+    @abstractmethod
+    async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None: ...
+
+    @abstractmethod
+    async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None: ...
+
+    @abstractmethod
+    async def disconnect_sockets(self, opts: BroadcastOptions, *, close: bool) -> None: ...
+
+    @abstractmethod
+    async def server_side_emit(self, event: str, args: Sequence[Any]) -> int:
+        """Send an event to the other server processes; return how many were reached."""

@@ -1,0 +1,115 @@
+"""The default adapter: rooms in this process's memory, delivery to local sockets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
+from typing import Any
+
+from realtime.adapters.base import (
+    Adapter,
+    BroadcastOptions,
+    LocalNamespace,
+    SocketDetails,
+    SocketId,
+    encode_frames,
+)
+from realtime.socketio.packets import Packet
+
+
+class InMemoryAdapter(Adapter):
+    """Rooms as two maps (room -> sockets, socket -> rooms), kept in step."""
+
+    def __init__(self, namespace: LocalNamespace) -> None:
+        super().__init__(namespace)
+        self._rooms: dict[str, set[SocketId]] = {}
+        self._sids: dict[SocketId, set[str]] = {}
+
+    async def add_all(self, sid: SocketId, rooms: Iterable[str]) -> None:
+        joined = self._sids.setdefault(sid, set())
+        for room in rooms:
+            joined.add(room)
+            self._rooms.setdefault(room, set()).add(sid)
+
+    async def delete(self, sid: SocketId, room: str) -> None:
+        self._sids.get(sid, set()).discard(room)
+        self._leave_room(sid, room)
+
+    async def delete_all(self, sid: SocketId) -> None:
+        for room in self._sids.pop(sid, set()):
+            self._leave_room(sid, room)
+
+    def _leave_room(self, sid: SocketId, room: str) -> None:
+        members = self._rooms.get(room)
+        if members is not None:
+            members.discard(sid)
+            if not members:
+                del self._rooms[room]  # an empty room does not linger
+
+    def socket_rooms(self, sid: SocketId) -> frozenset[str]:
+        return frozenset(self._sids.get(sid, ()))
+
+    def rooms(self) -> dict[str, frozenset[SocketId]]:
+        return {room: frozenset(sids) for room, sids in self._rooms.items()}
+
+    def _targets(self, opts: BroadcastOptions) -> Iterator[SocketId]:
+        excluded: set[SocketId] = set()
+        for room in opts.except_rooms:
+            excluded.update(self._rooms.get(room, ()))
+        if opts.rooms:
+            seen: set[SocketId] = set()
+            for room in opts.rooms:
+                for sid in self._rooms.get(room, ()):
+                    if sid not in seen and sid not in excluded:
+                        seen.add(sid)
+                        yield sid
+        else:
+            for sid in self._sids:
+                if sid not in excluded:
+                    yield sid
+
+    async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
+        frames = encode_frames(packet)
+        deliver = self.namespace.deliver
+        # list(): delivery may close a socket whose buffer is full, editing the maps.
+        for sid in list(self._targets(opts)):
+            deliver(sid, frames, volatile=opts.volatile)
+
+    async def broadcast_with_ack(
+        self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        on_recipients: Callable[[Sequence[SocketId]], None],
+        on_ack: Callable[[SocketId, list[Any] | None], None],
+    ) -> None:
+        assert packet.id is not None, "broadcast_with_ack needs a packet id"
+        frames = encode_frames(packet)
+        recipients: list[SocketId] = []
+        for sid in list(self._targets(opts)):
+            self.namespace.expect_ack(sid, packet.id, partial(on_ack, sid))
+            if self.namespace.deliver(sid, frames, volatile=opts.volatile):
+                recipients.append(sid)
+        on_recipients(recipients)
+
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[SocketDetails]:
+        found = (self.namespace.local_socket(sid) for sid in self._targets(opts))
+        return [socket for socket in found if socket is not None]
+
+    async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        rooms = list(rooms)
+        for sid in list(self._targets(opts)):
+            await self.add_all(sid, rooms)
+
+    async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        rooms = list(rooms)
+        for sid in list(self._targets(opts)):
+            for room in rooms:
+                await self.delete(sid, room)
+
+    async def disconnect_sockets(self, opts: BroadcastOptions, *, close: bool) -> None:
+        for sid in list(self._targets(opts)):
+            await self.namespace.disconnect_socket(sid, close=close)
+
+    async def server_side_emit(self, event: str, args: Sequence[Any]) -> int:
+        """One process has no peers to reach."""
+        return 0

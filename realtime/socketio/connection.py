@@ -1,0 +1,110 @@
+"""One Engine.IO session carrying sockets for any number of namespaces.
+
+It decodes the session's messages, routes packets to sockets, and enforces the
+connection rules of socket.io-protocol v5: the first packet must be CONNECT,
+a malformed packet closes the session with "parse error", and a session that
+joins no namespace within ``connect_timeout`` is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import anyio
+
+from realtime.adapters.base import encode_frames
+from realtime.engineio import CloseReason, EngineSession
+from realtime.exceptions import SocketIOPacketError
+from realtime.socketio.packets import Decoder, DecoderLimits, Packet, PacketType
+from realtime.socketio.reasons import DisconnectReason
+from realtime.socketio.socket import Socket
+
+if TYPE_CHECKING:
+    from realtime.socketio.server import Server
+
+logger = logging.getLogger("realtime.socketio")
+
+
+class Connection:
+    """The Socket.IO state of one engine session."""
+
+    def __init__(self, server: Server, session: EngineSession, limits: DecoderLimits) -> None:
+        self.server = server
+        self.session = session
+        self.decoder = Decoder(limits)
+        self.sockets: dict[str, Socket] = {}
+        self.joined_once = False
+        self.timeout_scope = anyio.CancelScope()
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.session.sid} namespaces={list(self.sockets)}>"
+
+    def send(self, packet: Packet) -> bool:
+        return self.session.send_packets(encode_frames(packet))
+
+    def forget(self, socket: Socket) -> None:
+        if self.sockets.get(socket.namespace.name) is socket:
+            del self.sockets[socket.namespace.name]
+
+    async def close_if_idle(self, delay: float) -> None:
+        """Spec: a server that gets no CONNECT MUST close the connection."""
+        with self.timeout_scope:
+            await anyio.sleep(delay)
+            if not self.sockets and not self.session.closed:
+                logger.debug("session %s joined no namespace in %ss", self.session.sid, delay)
+                self.session.close(CloseReason.FORCED_CLOSE)
+
+    async def receive(self, message: str | bytes) -> None:
+        if self.session.closed:
+            return
+        try:
+            packet = self.decoder.feed(message)
+        except SocketIOPacketError as exc:
+            logger.info("session %s: parse error: %s", self.session.sid, exc)
+            self.session.close(CloseReason.PARSE_ERROR)
+            return
+        if packet is not None:
+            await self.dispatch(packet)
+
+    async def dispatch(self, packet: Packet) -> None:
+        socket = self.sockets.get(packet.namespace)
+        ptype = packet.type
+        if ptype is PacketType.CONNECT:
+            if socket is not None:
+                # The reference server treats a second CONNECT as a broken client.
+                self.session.close(CloseReason.PARSE_ERROR)
+                return
+            self.joined_once = True
+            await self.server.connect(self, packet.namespace, packet.data or {})
+            if self.sockets:
+                self.timeout_scope.cancel()
+        elif ptype is PacketType.CONNECT_ERROR or not self.joined_once:
+            # Only a server sends CONNECT_ERROR, and the first packet must be CONNECT.
+            self.session.close(CloseReason.PARSE_ERROR)
+        elif socket is None:
+            # Late packets for a namespace the server just left: nothing to do.
+            logger.debug(
+                "session %s: %s for unjoined %s", self.session.sid, ptype.name, packet.namespace
+            )
+        elif ptype is PacketType.EVENT:
+            if self.server.async_handlers:
+                self.server.engine.start_soon(socket.handle_event, packet)
+            else:
+                await socket.handle_event(packet)
+        elif ptype is PacketType.ACK:
+            socket.handle_ack(packet)
+        elif ptype is PacketType.DISCONNECT:
+            await socket.closed(DisconnectReason.CLIENT_NAMESPACE_DISCONNECT)
+
+    async def disconnect_all(self) -> None:
+        """Server-side ``disconnect(close=True)``: leave every namespace, then close."""
+        for socket in list(self.sockets.values()):
+            await socket.disconnect()
+        self.session.close(CloseReason.FORCED_CLOSE)
+
+    async def closed(self, reason: CloseReason) -> None:
+        self.timeout_scope.cancel()
+        why = DisconnectReason.from_close(reason)
+        for socket in list(self.sockets.values()):
+            await socket.closed(why)

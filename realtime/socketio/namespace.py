@@ -1,0 +1,259 @@
+"""A namespace: its handlers, connect middleware, sockets, adapter, and broadcast entry points."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from realtime.adapters.base import (
+    AckCallback,
+    Adapter,
+    SocketDetails,
+    SocketId,
+)
+from realtime.engineio import OutPacket
+from realtime.exceptions import ConnectionRefusedError
+from realtime.socketio.broadcast import BroadcastOperator, Rooms
+from realtime.socketio.handlers import Handler, Middleware, call
+from realtime.socketio.packets import Packet, PacketType, encode
+from realtime.socketio.socket import Socket
+
+if TYPE_CHECKING:
+    from realtime.socketio.connection import Connection
+    from realtime.socketio.server import Server
+
+logger = logging.getLogger("realtime.socketio")
+
+H = TypeVar("H", bound=Handler)
+
+#: Decides whether a dynamic namespace exists: ``(name, auth) -> bool``, sync or async.
+NamespaceMatcher = Callable[[str, dict[str, Any]], bool | Awaitable[bool]]
+
+
+class HandlerRegistry:
+    """``on``/``off``/``use``, shared by a namespace and a dynamic-namespace parent."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Handler] = {}
+        self.middleware: list[Middleware] = []
+
+    @overload
+    def on(self, event: str) -> Callable[[H], H]: ...
+
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
+
+    def on(self, event: str, handler: H | None = None) -> H | Callable[[H], H]:
+        """Register a handler, directly or as a decorator.
+
+        ``connect`` handlers get ``(socket, auth)`` and may refuse by raising
+        :class:`ConnectionRefusedError` or returning ``False``;
+        ``disconnecting``/``disconnect`` get ``(socket, reason)``; any other
+        event gets ``(socket, *args)`` and its return value is the ack.
+        """
+
+        def register(func: H) -> H:
+            self.handlers[event] = func
+            return func
+
+        return register(handler) if handler is not None else register
+
+    def off(self, event: str) -> None:
+        self.handlers.pop(event, None)
+
+    def use(self, middleware: Middleware) -> Middleware:
+        """Run ``middleware(socket)`` first; raise ConnectionRefusedError to refuse."""
+        self.middleware.append(middleware)
+        return middleware
+
+
+class Namespace(HandlerRegistry):
+    """The sockets connected to one namespace name, and what they can do."""
+
+    def __init__(self, server: Server, name: str, parent: ParentNamespace | None = None) -> None:
+        super().__init__()
+        self.server = server
+        self._name = name
+        self.parent = parent
+        if parent is not None:
+            # Children of a dynamic namespace share the parent's handlers and middleware.
+            self.handlers = parent.handlers
+            self.middleware = parent.middleware
+        self.sockets: dict[SocketId, Socket] = {}
+        self.adapter: Adapter = server.adapter_factory(self)
+        self._ack_ids = itertools.count()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"<Namespace {self._name} sockets={len(self.sockets)}>"
+
+    # -- broadcast entry points ---------------------------------------------------
+
+    @property
+    def _all(self) -> BroadcastOperator:
+        return BroadcastOperator(self)
+
+    def to(self, rooms: Rooms) -> BroadcastOperator:
+        return self._all.to(rooms)
+
+    in_ = to
+
+    def except_(self, rooms: Rooms) -> BroadcastOperator:
+        return self._all.except_(rooms)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self._all.volatile
+
+    @property
+    def local(self) -> BroadcastOperator:
+        return self._all.local
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return self._all.timeout(seconds)
+
+    async def emit(self, event: str, *args: Any) -> None:
+        await self._all.emit(event, *args)
+
+    async def send(self, *args: Any) -> None:
+        await self._all.send(*args)
+
+    async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        return await self._all.emit_with_ack(event, *args)
+
+    async def fetch_sockets(self) -> list[SocketDetails]:
+        return await self._all.fetch_sockets()
+
+    async def sockets_join(self, rooms: Rooms) -> None:
+        await self._all.sockets_join(rooms)
+
+    async def sockets_leave(self, rooms: Rooms) -> None:
+        await self._all.sockets_leave(rooms)
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        await self._all.disconnect_sockets(close)
+
+    async def server_side_emit(self, event: str, *args: Any) -> int:
+        """Send an event to this namespace on the other server processes (see the adapter)."""
+        return await self.adapter.server_side_emit(event, args)
+
+    # -- the adapter's view (LocalNamespace) ----------------------------------------
+
+    def next_ack_id(self) -> int:
+        # One counter per namespace, for single and broadcast emits alike, so an
+        # ack id never means two things to the same socket.
+        return next(self._ack_ids)
+
+    def deliver(self, sid: SocketId, frames: Sequence[OutPacket], *, volatile: bool) -> bool:
+        socket = self.sockets.get(sid)
+        return socket is not None and socket.write(frames, volatile=volatile)
+
+    def expect_ack(self, sid: SocketId, ack_id: int, callback: AckCallback) -> None:
+        socket = self.sockets.get(sid)
+        if socket is None:
+            callback(None)
+        else:
+            socket.expect_ack(ack_id, callback)
+
+    def forget_ack(self, sid: SocketId, ack_id: int) -> None:
+        socket = self.sockets.get(sid)
+        if socket is not None:
+            socket.forget_ack(ack_id)
+
+    def local_socket(self, sid: SocketId) -> Socket | None:
+        return self.sockets.get(sid)
+
+    async def disconnect_socket(self, sid: SocketId, *, close: bool) -> None:
+        socket = self.sockets.get(sid)
+        if socket is not None:
+            await socket.disconnect(close)
+
+    # -- connection lifecycle -----------------------------------------------------
+
+    async def connect(self, connection: Connection, auth: dict[str, Any]) -> Socket | None:
+        """Run middleware and the connect handler; answer CONNECT or CONNECT_ERROR."""
+        socket = Socket(self, connection, auth)
+        try:
+            for middleware in self.middleware:
+                await call(middleware, socket)
+        except ConnectionRefusedError as exc:
+            self._refuse(connection, exc)
+            return None
+        except Exception:
+            logger.exception("error in middleware of %s (socket %s)", self._name, socket.id)
+            self._refuse(connection, ConnectionRefusedError("Internal server error"))
+            return None
+        # In the namespace (and its own room) during the connect handler, so the
+        # handler can join rooms and be reached; its frames wait in the socket.
+        self.sockets[socket.id] = socket
+        connection.sockets[self._name] = socket
+        await self.adapter.add_all(socket.id, (socket.id,))
+        refusal: ConnectionRefusedError | None = None
+        handler = self.handlers.get("connect")
+        if handler is not None:
+            try:
+                if await call(handler, socket, auth) is False:
+                    refusal = ConnectionRefusedError("Connection rejected by server")
+            except ConnectionRefusedError as exc:
+                refusal = exc
+            except Exception:
+                logger.exception(
+                    "error in connect handler of %s (socket %s)", self._name, socket.id
+                )
+                refusal = ConnectionRefusedError("Internal server error")
+        if refusal is not None or connection.session.closed:
+            await self.remove(socket)
+            connection.forget(socket)
+            socket.refuse()
+            if refusal is not None:
+                self._refuse(connection, refusal)
+            return None
+        reply = Packet(PacketType.CONNECT, self._name, {"sid": socket.id})
+        frames = [OutPacket.message(part) for part in encode(reply)]
+        connection.session.send_packets([*frames, *socket.accept()])
+        return socket
+
+    def _refuse(self, connection: Connection, exc: ConnectionRefusedError) -> None:
+        data: dict[str, Any] = {"message": exc.message}
+        if exc.data is not None:
+            data["data"] = exc.data
+        connection.send(Packet(PacketType.CONNECT_ERROR, self._name, data))
+
+    async def remove(self, socket: Socket) -> None:
+        if self.sockets.get(socket.id) is socket:
+            del self.sockets[socket.id]
+        await self.adapter.delete_all(socket.id)
+
+
+class ParentNamespace(HandlerRegistry):
+    """Dynamic namespaces: every name the matcher accepts becomes a child namespace.
+
+    Handlers and middleware registered here apply to every child.
+    """
+
+    def __init__(self, server: Server, matcher: re.Pattern[str] | NamespaceMatcher) -> None:
+        super().__init__()
+        self.server = server
+        self.matcher = matcher
+        self.children: dict[str, Namespace] = {}
+
+    async def matches(self, name: str, auth: dict[str, Any]) -> bool:
+        if isinstance(self.matcher, re.Pattern):
+            return self.matcher.fullmatch(name) is not None
+        return bool(await call(self.matcher, name, auth))
+
+    def create_child(self, name: str) -> Namespace:
+        child = Namespace(self.server, name, parent=self)
+        self.children[name] = child
+        return child
+
+    async def emit(self, event: str, *args: Any) -> None:
+        """Emit to every socket of every child namespace."""
+        for child in list(self.children.values()):
+            await child.emit(event, *args)

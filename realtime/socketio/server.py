@@ -1,0 +1,235 @@
+"""The Socket.IO server: namespaces, the engine underneath, and the ASGI entry points."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any, Literal, TypeVar, overload
+
+import anyio
+from starlette.types import ASGIApp
+
+from realtime.adapters.base import Adapter, LocalNamespace, SocketDetails
+from realtime.adapters.memory import InMemoryAdapter
+from realtime.engineio import CloseReason, EngineConfig, EngineServer, EngineSession
+from realtime.engineio.config import AllowRequest, Transport
+from realtime.socketio.broadcast import BroadcastOperator, Rooms
+from realtime.socketio.connection import Connection
+from realtime.socketio.handlers import Handler, Middleware
+from realtime.socketio.namespace import Namespace, NamespaceMatcher, ParentNamespace
+from realtime.socketio.packets import MAIN_NAMESPACE, DecoderLimits, Packet, PacketType
+
+logger = logging.getLogger("realtime.socketio")
+
+H = TypeVar("H", bound=Handler)
+
+AdapterFactory = Callable[[LocalNamespace], Adapter]
+
+
+class Server:
+    """A Socket.IO v5 server over Engine.IO v4, served as an ASGI app.
+
+    Calls on the server itself (``on``, ``use``, ``emit``, ``to``...) act on the
+    main namespace ``"/"``, as in the reference server; use :meth:`of` for others.
+
+    ``connect_timeout`` closes connections that join no namespace in time;
+    ``async_handlers`` runs each event handler in its own task (so a handler
+    may await an ack from the same client); ``limits`` bounds what a client
+    may send. The rest configures the engine (see :class:`EngineConfig`), or
+    pass a whole ``engine_config``.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str = "/socket.io",
+        cors_origins: Sequence[str] | Literal["*"] | None = None,
+        cors_credentials: bool = False,
+        ping_interval: float = 25.0,
+        ping_timeout: float = 20.0,
+        max_payload: int = 1_000_000,
+        transports: Sequence[Transport] = ("polling", "websocket"),
+        allow_request: AllowRequest | None = None,
+        connect_timeout: float = 45.0,
+        async_handlers: bool = True,
+        limits: DecoderLimits | None = None,
+        adapter: AdapterFactory = InMemoryAdapter,
+        engine_config: EngineConfig | None = None,
+    ) -> None:
+        config = engine_config or EngineConfig(
+            path=path,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            max_payload=max_payload,
+            transports=transports,
+            cors_origins=cors_origins,
+            cors_credentials=cors_credentials,
+            allow_request=allow_request,
+        )
+        self.engine = EngineServer(self, config)
+        self.connect_timeout = connect_timeout
+        self.async_handlers = async_handlers
+        self.limits = limits or DecoderLimits()
+        self.adapter_factory = adapter
+        self.namespaces: dict[str, Namespace] = {}
+        self.parent_namespaces: list[ParentNamespace] = []
+        self.connections: dict[str, Connection] = {}
+        self._started = False
+        self.main = self.of(MAIN_NAMESPACE)
+
+    # -- namespaces ---------------------------------------------------------------
+
+    @overload
+    def of(self, name: str) -> Namespace: ...
+
+    @overload
+    def of(self, name: re.Pattern[str] | NamespaceMatcher) -> ParentNamespace: ...
+
+    def of(self, name: str | re.Pattern[str] | NamespaceMatcher) -> Namespace | ParentNamespace:
+        """The namespace ``name`` (created on first use), or a dynamic namespace parent
+        for a regex (matched in full) or a ``(name, auth) -> bool`` callable."""
+        if isinstance(name, str):
+            if not name.startswith("/"):
+                name = "/" + name
+            namespace = self.namespaces.get(name)
+            if namespace is None:
+                namespace = self.namespaces[name] = Namespace(self, name)
+            return namespace
+        parent = ParentNamespace(self, name)
+        self.parent_namespaces.append(parent)
+        return parent
+
+    # -- the main namespace, for short ------------------------------------------------
+
+    @overload
+    def on(self, event: str) -> Callable[[H], H]: ...
+
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
+
+    def on(self, event: str, handler: H | None = None) -> H | Callable[[H], H]:
+        """Register a handler on the main namespace (see :meth:`Namespace.on`)."""
+        if handler is None:
+            return self.main.on(event)
+        return self.main.on(event, handler)
+
+    def off(self, event: str) -> None:
+        self.main.off(event)
+
+    def use(self, middleware: Middleware) -> Middleware:
+        """Connect middleware of the main namespace (as ``io.use`` in the reference server)."""
+        return self.main.use(middleware)
+
+    def to(self, rooms: Rooms) -> BroadcastOperator:
+        return self.main.to(rooms)
+
+    in_ = to
+
+    def except_(self, rooms: Rooms) -> BroadcastOperator:
+        return self.main.except_(rooms)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self.main.volatile
+
+    @property
+    def local(self) -> BroadcastOperator:
+        return self.main.local
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return self.main.timeout(seconds)
+
+    async def emit(self, event: str, *args: Any) -> None:
+        await self.main.emit(event, *args)
+
+    async def send(self, *args: Any) -> None:
+        await self.main.send(*args)
+
+    async def fetch_sockets(self) -> list[SocketDetails]:
+        return await self.main.fetch_sockets()
+
+    async def sockets_join(self, rooms: Rooms) -> None:
+        await self.main.sockets_join(rooms)
+
+    async def sockets_leave(self, rooms: Rooms) -> None:
+        await self.main.sockets_leave(rooms)
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        await self.main.disconnect_sockets(close)
+
+    # -- running ------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        """Run the server: enter this from the host app's lifespan when mounting it.
+
+        On exit every client is disconnected with "server shutting down".
+        """
+        for namespace in list(self.namespaces.values()):
+            await namespace.adapter.init()
+        self._started = True
+        try:
+            async with self.engine.lifespan():
+                yield
+        finally:
+            self._started = False
+            with anyio.CancelScope(shield=True):
+                for namespace in list(self.namespaces.values()):
+                    await namespace.adapter.close()
+
+    def asgi_app(self, other_app: ASGIApp | None = None, path: str | None = None) -> ASGIApp:
+        """An ASGI app serving Socket.IO at ``path`` and ``other_app`` everywhere else.
+
+        Its lifespan runs this server and forwards to ``other_app``'s lifespan.
+        """
+        from realtime.socketio.asgi import SocketIOApp
+
+        if path is not None:
+            engine_path = path.rstrip("/") + "/"
+            if engine_path != self.engine.config.path:
+                if self.engine.running:
+                    raise RuntimeError("cannot change the path of a running server")
+                self.engine.config = replace(self.engine.config, path=engine_path)
+        return SocketIOApp(self, other_app)
+
+    # -- the engine's handler -----------------------------------------------------
+
+    async def on_connect(self, session: EngineSession) -> None:
+        connection = Connection(self, session, self.limits)
+        self.connections[session.sid] = connection
+        self.engine.start_soon(connection.close_if_idle, self.connect_timeout)
+
+    async def on_message(self, session: EngineSession, data: str | bytes) -> None:
+        connection = self.connections.get(session.sid)
+        if connection is not None:
+            await connection.receive(data)
+
+    async def on_disconnect(self, session: EngineSession, reason: CloseReason) -> None:
+        connection = self.connections.pop(session.sid, None)
+        if connection is not None:
+            await connection.closed(reason)
+
+    async def connect(self, connection: Connection, name: str, auth: dict[str, Any]) -> None:
+        namespace = await self._resolve(name, auth)
+        if namespace is None:
+            connection.send(
+                Packet(PacketType.CONNECT_ERROR, name, {"message": "Invalid namespace"})
+            )
+            return
+        await namespace.connect(connection, auth)
+
+    async def _resolve(self, name: str, auth: dict[str, Any]) -> Namespace | None:
+        namespace = self.namespaces.get(name)
+        if namespace is not None:
+            return namespace
+        for parent in self.parent_namespaces:
+            if await parent.matches(name, auth):
+                child = parent.create_child(name)
+                self.namespaces[name] = child
+                if self._started:
+                    await child.adapter.init()
+                return child
+        return None

@@ -1,0 +1,311 @@
+"""One client in one namespace: emit, acks, rooms, handlers, and how it ends."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+from starlette.datastructures import Headers
+
+from realtime.adapters.base import AckCallback, BroadcastOptions, SocketId, encode_frames
+from realtime.engineio import OutPacket
+from realtime.exceptions import AckTimeoutError, SessionClosedError
+from realtime.socketio.broadcast import BroadcastOperator, Rooms, check_event, room_set
+from realtime.socketio.handlers import Handler, ack_args, ack_value, call
+from realtime.socketio.packets import Packet, PacketType
+from realtime.socketio.reasons import DisconnectReason
+
+if TYPE_CHECKING:
+    from realtime.socketio.connection import Connection
+    from realtime.socketio.namespace import Namespace
+
+logger = logging.getLogger("realtime.socketio")
+
+H = TypeVar("H", bound=Handler)
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """The request that opened the connection, plus the ``auth`` of this namespace's CONNECT."""
+
+    headers: Headers
+    query: dict[str, str]
+    auth: dict[str, Any]
+    address: str | None
+    time: float
+    url: str
+    secure: bool
+
+    @property
+    def xdomain(self) -> bool:
+        return "origin" in self.headers
+
+
+def new_socket_id() -> SocketId:
+    # 20 URL-safe characters, the length of the reference server's ids.
+    return SocketId(secrets.token_urlsafe(15))
+
+
+class Socket:
+    """A client connected to one namespace.
+
+    Handlers registered with :meth:`on` apply to this socket only and take the
+    event arguments; they take precedence over the namespace's handlers, which
+    get the socket first. A handler's return value is the acknowledgement.
+    """
+
+    def __init__(self, namespace: Namespace, connection: Connection, auth: dict[str, Any]) -> None:
+        request = connection.session.request
+        self.id = new_socket_id()
+        self.namespace = namespace
+        self.connection = connection
+        self.handshake = Handshake(
+            headers=request.headers,
+            query=request.query,
+            auth=auth,
+            address=request.client[0] if request.client else None,
+            time=request.time,
+            url=request.url,
+            secure=request.secure,
+        )
+        self.data: dict[str, Any] = {}
+        self.connected = False
+        # Frames sent while the connect handler runs wait here, so the CONNECT
+        # reply goes first (the client drops events for a namespace it has not joined).
+        self._pending: list[OutPacket] | None = []
+        self._acks: dict[int, AckCallback] = {}
+        self._handlers: dict[str, Handler] = {}
+        self._any: list[Handler] = []
+        self._any_outgoing: list[Handler] = []
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.id} {self.namespace.name} connected={self.connected}>"
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        return self.namespace.adapter.socket_rooms(self.id)
+
+    @property
+    def transport(self) -> str:
+        return self.connection.session.transport
+
+    # -- sending ------------------------------------------------------------------
+
+    async def emit(self, event: str, *args: Any) -> None:
+        """Send an event to this client (bytes anywhere in ``args`` travel as binary)."""
+        check_event(event)
+        await self._notify_outgoing(event, args)
+        self._send(Packet(PacketType.EVENT, self.namespace.name, [event, *args]))
+
+    async def send(self, *args: Any) -> None:
+        await self.emit("message", *args)
+
+    async def emit_with_ack(
+        self,
+        event: str,
+        *args: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 - the Socket.IO API's name for it
+    ) -> Any:
+        """Emit and wait for the client's acknowledgement.
+
+        Returns ``None``, the single argument, or a tuple of them. Raises
+        :class:`AckTimeoutError` after ``timeout`` seconds, and
+        :class:`SessionClosedError` if the client disconnects first.
+        """
+        check_event(event)
+        ack_id = self.namespace.next_ack_id()
+        answer: list[list[Any] | None] = []
+        arrived = anyio.Event()
+
+        def on_ack(args: list[Any] | None) -> None:
+            answer.append(args)
+            arrived.set()
+
+        self._acks[ack_id] = on_ack
+        try:
+            await self._notify_outgoing(event, args)
+            self._send(Packet(PacketType.EVENT, self.namespace.name, [event, *args], ack_id))
+            with anyio.move_on_after(timeout):
+                await arrived.wait()
+        finally:
+            self._acks.pop(ack_id, None)
+        if not answer:
+            raise AckTimeoutError(f"socket {self.id} did not acknowledge {event!r} in {timeout}s")
+        if answer[0] is None:
+            raise SessionClosedError(f"socket {self.id} disconnected before acknowledging")
+        return ack_value(answer[0])
+
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        """Every socket of the namespace but this one."""
+        return BroadcastOperator(
+            self.namespace, BroadcastOptions(except_rooms=frozenset({self.id}))
+        )
+
+    def to(self, rooms: Rooms) -> BroadcastOperator:
+        """Sockets in ``rooms``, this one excluded."""
+        return self.broadcast.to(rooms)
+
+    in_ = to
+
+    def except_(self, rooms: Rooms) -> BroadcastOperator:
+        return self.broadcast.except_(rooms)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """This socket alone, dropping what its transport cannot take at once."""
+        return BroadcastOperator(
+            self.namespace, BroadcastOptions(rooms=frozenset({self.id}))
+        ).volatile
+
+    def _send(self, packet: Packet, *, volatile: bool = False) -> bool:
+        return self.write(encode_frames(packet), volatile=volatile)
+
+    def write(self, frames: Sequence[OutPacket], *, volatile: bool = False) -> bool:
+        """Queue encoded frames; ``False`` if dropped (closed, volatile and not writable, full)."""
+        if self._pending is not None:
+            self._pending.extend(frames)
+            return True
+        if not self.connected:
+            return False
+        session = self.connection.session
+        if volatile and not session.writable:
+            return False
+        return session.send_packets(frames)
+
+    async def _notify_outgoing(self, event: str, args: Sequence[Any]) -> None:
+        for listener in list(self._any_outgoing):
+            await self._guarded(event, listener, event, *args)
+
+    # -- rooms --------------------------------------------------------------------
+
+    async def join(self, rooms: Rooms) -> None:
+        await self.namespace.adapter.add_all(self.id, room_set(rooms))
+
+    async def leave(self, room: str) -> None:
+        await self.namespace.adapter.delete(self.id, room)
+
+    # -- handlers -----------------------------------------------------------------
+
+    def on(self, event: str, handler: H) -> H:
+        """Handle ``event`` from this client: ``handler(*args)``, its result is the ack."""
+        self._handlers[event] = handler
+        return handler
+
+    def off(self, event: str) -> None:
+        self._handlers.pop(event, None)
+
+    def on_any(self, listener: Callable[..., Any]) -> None:
+        """Call ``listener(event, *args)`` for every event from this client, before its handler."""
+        self._any.append(listener)
+
+    def off_any(self, listener: Callable[..., Any]) -> None:
+        self._any.remove(listener)
+
+    def on_any_outgoing(self, listener: Callable[..., Any]) -> None:
+        """Call ``listener(event, *args)`` for every event emitted to this client alone."""
+        self._any_outgoing.append(listener)
+
+    def off_any_outgoing(self, listener: Callable[..., Any]) -> None:
+        self._any_outgoing.remove(listener)
+
+    # -- disconnect ---------------------------------------------------------------
+
+    async def disconnect(self, close: bool = False) -> None:
+        """Leave the namespace; with ``close``, end the whole connection (every namespace)."""
+        if close:
+            await self.connection.disconnect_all()
+            return
+        if not self.connected:
+            return
+        self._send(Packet(PacketType.DISCONNECT, self.namespace.name))
+        await self.closed(DisconnectReason.SERVER_NAMESPACE_DISCONNECT)
+
+    async def closed(self, reason: DisconnectReason) -> None:
+        """Run ``disconnecting`` (rooms still set), clean up, then ``disconnect``. Once."""
+        if not self.connected:
+            return
+        await self._lifecycle("disconnecting", reason)
+        self.connected = False
+        await self.namespace.remove(self)
+        self.connection.forget(self)
+        acks, self._acks = self._acks, {}
+        for callback in acks.values():
+            callback(None)
+        await self._lifecycle("disconnect", reason)
+
+    async def _lifecycle(self, event: str, reason: DisconnectReason) -> None:
+        handler = self._handlers.get(event)
+        if handler is not None:
+            await self._guarded(event, handler, reason)
+        handler = self.namespace.handlers.get(event)
+        if handler is not None:
+            await self._guarded(event, handler, self, reason)
+
+    # -- incoming -----------------------------------------------------------------
+
+    async def handle_event(self, packet: Packet) -> None:
+        """Run the handler for an EVENT packet; answer its ack id with the result."""
+        event, *args = packet.data
+        for listener in list(self._any):
+            await self._guarded(event, listener, event, *args)
+        handler = self._handlers.get(event)
+        if handler is not None:
+            ok, result = await self._guarded_result(event, handler, *args)
+        else:
+            handler = self.namespace.handlers.get(event)
+            if handler is None:
+                logger.debug("no handler for %r in %s", event, self.namespace.name)
+                return
+            ok, result = await self._guarded_result(event, handler, self, *args)
+        if ok and packet.id is not None:
+            ack = Packet(PacketType.ACK, self.namespace.name, ack_args(result), packet.id)
+            self._send(ack)
+
+    def handle_ack(self, packet: Packet) -> None:
+        assert packet.id is not None
+        callback = self._acks.pop(packet.id, None)
+        if callback is None:
+            logger.debug("socket %s: ack %s for nothing awaited", self.id, packet.id)
+            return
+        callback(packet.data)
+
+    def expect_ack(self, ack_id: int, callback: AckCallback) -> None:
+        self._acks[ack_id] = callback
+
+    def forget_ack(self, ack_id: int) -> None:
+        self._acks.pop(ack_id, None)
+
+    def accept(self) -> list[OutPacket]:
+        """Mark connected; return what was sent during the connect handler."""
+        pending, self._pending = self._pending or [], None
+        self.connected = True
+        return pending
+
+    def refuse(self) -> None:
+        self._pending = None
+        acks, self._acks = self._acks, {}
+        for callback in acks.values():
+            callback(None)
+
+    async def _guarded(self, event: str, handler: Callable[..., Any], *args: Any) -> None:
+        await self._guarded_result(event, handler, *args)
+
+    async def _guarded_result(
+        self, event: str, handler: Callable[..., Any], *args: Any
+    ) -> tuple[bool, Any]:
+        """An exception in application code is logged; the connection lives on."""
+        try:
+            return True, await call(handler, *args)
+        except Exception:
+            logger.exception(
+                "error in handler for %r (namespace %s, socket %s)",
+                event,
+                self.namespace.name,
+                self.id,
+            )
+            return False, None

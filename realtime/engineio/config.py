@@ -1,0 +1,91 @@
+"""Engine.IO server options: every limit is named here, with a safe default."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette.requests import HTTPConnection
+
+Transport = Literal["polling", "websocket"]
+
+#: ``async def allow_request(conn) -> None``; raise :class:`~realtime.EngineRequestError`
+#: (e.g. ``EngineRequestError(4, "Not allowed", status=403)``) to refuse a handshake.
+AllowRequest = Callable[[HTTPConnection], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Options of an :class:`~realtime.engineio.EngineServer`. Times are in seconds.
+
+    path
+        URL path the engine answers on; anything else gets 404.
+    ping_interval, ping_timeout
+        The server sends a ping every ``ping_interval`` and closes the session
+        ("ping timeout") when no pong arrives within ``ping_timeout`` after it.
+    upgrade_timeout
+        How long a WebSocket opened to upgrade a polling session may take to
+        complete the ``2probe``/``3probe``/``5`` exchange before it is dropped.
+    max_payload
+        Largest polling body or WebSocket message accepted, in bytes. Enforced
+        while the body is read: 413 on polling, close code 1009 on WebSocket.
+    max_buffer_bytes
+        Cap on bytes queued for one session that the client has not taken yet.
+        Reaching it closes that session ("transport error"): a client that
+        cannot keep up must not grow the server's memory without bound.
+    close_timeout
+        How long a server-closed polling session waits for the client's next
+        GET to deliver the remaining packets and the CLOSE packet.
+    packets_per_checkpoint
+        A polling body may hold many tiny packets; the server yields to other
+        tasks after this many, so one body never stalls the event loop.
+    transports
+        Which transports are offered. ``("websocket",)`` refuses polling.
+    cors_origins
+        ``None`` (default): no CORS headers, and requests from a foreign
+        ``Origin`` are refused, WebSocket upgrades included. ``"*"``: any origin
+        (never together with credentials). A list: exactly those origins.
+    cors_credentials
+        Send ``Access-Control-Allow-Credentials: true`` (needs a list of origins).
+    allow_request
+        Async hook run before a handshake; raise ``EngineRequestError`` to refuse.
+    """
+
+    path: str = "/engine.io/"
+    ping_interval: float = 25.0
+    ping_timeout: float = 20.0
+    upgrade_timeout: float = 10.0
+    max_payload: int = 1_000_000
+    max_buffer_bytes: int = 16 * 1024 * 1024
+    close_timeout: float = 5.0
+    packets_per_checkpoint: int = 256
+    transports: Sequence[Transport] = ("polling", "websocket")
+    cors_origins: Sequence[str] | Literal["*"] | None = None
+    cors_credentials: bool = False
+    allow_request: AllowRequest | None = None
+
+    def __post_init__(self) -> None:
+        if self.cors_origins == "*" and self.cors_credentials:
+            raise ValueError("cors_credentials cannot be used with cors_origins='*'")
+        if self.ping_interval <= 0 or self.ping_timeout <= 0:
+            raise ValueError("ping_interval and ping_timeout must be positive")
+        if self.max_payload <= 0 or self.max_buffer_bytes <= 0:
+            raise ValueError("max_payload and max_buffer_bytes must be positive")
+        if not self.transports or not set(self.transports) <= {"polling", "websocket"}:
+            raise ValueError("transports must be a non-empty subset of ('polling', 'websocket')")
+        if not self.path.endswith("/"):
+            object.__setattr__(self, "path", self.path + "/")
+
+    def handshake(self, sid: str, transport: Transport) -> dict[str, object]:
+        """The OPEN packet's payload; upgrades are only offered from polling."""
+        upgrades = (
+            ["websocket"] if transport == "polling" and "websocket" in self.transports else []
+        )
+        return {
+            "sid": sid,
+            "upgrades": upgrades,
+            "pingInterval": round(self.ping_interval * 1000),
+            "pingTimeout": round(self.ping_timeout * 1000),
+            "maxPayload": self.max_payload,
+        }

@@ -1,0 +1,194 @@
+"""One live Engine.IO session: the pure :class:`SessionState` plus what I/O needs.
+
+An ``EngineSession`` is what the layer above sees. Sending never awaits: it
+queues :class:`OutPacket` objects and wakes whichever transport task owns the
+session (the WebSocket writer, or the pending long-poll GET), so a broadcast to
+a thousand sessions is a thousand appends, not a thousand tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import anyio
+from starlette.datastructures import Headers
+
+from realtime.engineio.config import EngineConfig, Transport
+from realtime.engineio.packets import OutPacket
+from realtime.engineio.session import CloseReason, SessionState, TimerAction
+
+if TYPE_CHECKING:
+    from realtime.engineio.server import EngineServer
+
+logger = logging.getLogger("realtime.engineio")
+
+#: Reasons where queued packets are still delivered before the transport closes.
+GRACEFUL = frozenset({CloseReason.FORCED_CLOSE, CloseReason.SERVER_SHUTDOWN})
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """The handshake request, as the layer above needs it."""
+
+    headers: Headers
+    query: dict[str, str]
+    client: tuple[str, int] | None
+    url: str
+    secure: bool
+    time: float
+
+
+class EngineHandler(Protocol):
+    """What the layer above implements. Calls for one session never overlap."""
+
+    async def on_connect(self, session: EngineSession) -> None: ...
+
+    async def on_message(self, session: EngineSession, data: str | bytes) -> None: ...
+
+    async def on_disconnect(self, session: EngineSession, reason: CloseReason) -> None: ...
+
+
+class EngineSession:
+    """A client's session, whichever transport currently carries it."""
+
+    __slots__ = (
+        "__weakref__",
+        "_finished",
+        "_server",
+        "_timer_scope",
+        "_wakeup",
+        "close_code",
+        "config",
+        "poll_pending",
+        "post_active",
+        "release_poll",
+        "request",
+        "state",
+    )
+
+    def __init__(
+        self,
+        server: EngineServer,
+        sid: str,
+        transport: Transport,
+        request: RequestInfo,
+        config: EngineConfig,
+    ) -> None:
+        self._server = server
+        self.config = config
+        self.state = SessionState(sid, transport, config, anyio.current_time())
+        self.request = request
+        self._wakeup = anyio.Event()
+        self._finished = False
+        self._timer_scope: anyio.CancelScope | None = None
+        #: A long-poll GET is waiting for packets (spec: at most one at a time).
+        self.poll_pending = False
+        #: A POST is being read and dispatched (spec: at most one at a time).
+        self.post_active = False
+        #: Set by a probe: the GET pending at that moment is answered with NOOP.
+        self.release_poll = False
+        #: WebSocket close code sent when the session ends (1009 for an oversized message).
+        self.close_code = 1000
+
+    @property
+    def sid(self) -> str:
+        return self.state.sid
+
+    @property
+    def transport(self) -> Transport:
+        return self.state.transport
+
+    @property
+    def closed(self) -> bool:
+        return self.state.close_reason is not None
+
+    @property
+    def writable(self) -> bool:
+        """Whether a packet queued now goes out at once (``volatile`` drops otherwise)."""
+        if self.closed or self.state.upgrading:
+            return False
+        return self.transport == "websocket" or self.poll_pending
+
+    def send(self, data: str | bytes) -> bool:
+        """Queue one message; ``False`` if the session is closed or its buffer is full."""
+        return self.send_packets((OutPacket.message(data),))
+
+    def send_packets(self, packets: Sequence[OutPacket]) -> bool:
+        """Queue several packets with nothing interleaved between them."""
+        if self.state.enqueue(packets):
+            self.wake()
+            return True
+        if self.state.close_reason is None:
+            logger.warning("session %s: outbound buffer over max_buffer_bytes, closing", self.sid)
+            self.abort(CloseReason.TRANSPORT_ERROR)
+        return False
+
+    def close(self, reason: CloseReason = CloseReason.FORCED_CLOSE) -> None:
+        """Close from the server side; packets already queued are still delivered."""
+        self._closing(reason)
+
+    def abort(self, reason: CloseReason) -> None:
+        """Close at once, dropping queued packets (protocol errors, timeouts, peer gone)."""
+        if self._closing(reason):
+            self.state.take()
+
+    # -- for the transports -----------------------------------------------------
+
+    def wake(self) -> None:
+        if not self._wakeup.is_set():
+            self._wakeup.set()
+
+    def new_wakeup(self) -> anyio.Event:
+        """A fresh event to wait on; callers check the outbox after getting it."""
+        self._wakeup = anyio.Event()
+        return self._wakeup
+
+    def _closing(self, reason: CloseReason) -> bool:
+        if self.state.close_reason is not None:
+            return False
+        self.state.close_reason = reason
+        self.state.upgrading = False
+        if self._timer_scope is not None:
+            self._timer_scope.cancel()
+        self.wake()
+        self._server.session_closing(self)
+        return True
+
+    def forget(self) -> None:
+        """Drop from the registry: requests with this sid now get "Session ID unknown"."""
+        self._server.forget(self)
+
+    async def finish(self) -> None:
+        """Unregister and tell the handler, exactly once."""
+        if self._finished:
+            return
+        self._finished = True
+        reason = self.state.close_reason or CloseReason.TRANSPORT_CLOSE
+        await self._server.session_finished(self, reason)
+
+    async def run_polling_timer(self) -> None:
+        """Heartbeat for a session on polling; stops when it upgrades or closes."""
+        with anyio.CancelScope() as scope:
+            self._timer_scope = scope
+            while not self.closed and self.transport == "polling":
+                await anyio.sleep_until(self.state.deadline())
+                self.on_timer()
+        self._timer_scope = None
+
+    def on_timer(self) -> None:
+        action = self.state.on_timer(anyio.current_time())
+        if action is TimerAction.PING_SENT:
+            self.wake()
+        elif action is TimerAction.TIMED_OUT:
+            self.abort(CloseReason.PING_TIMEOUT)
+
+    def stop_polling_timer(self) -> None:
+        if self._timer_scope is not None:
+            self._timer_scope.cancel()
+            self._timer_scope = None
+
+    def __repr__(self) -> str:
+        return f"<EngineSession {self.sid} {self.transport}{' closed' if self.closed else ''}>"

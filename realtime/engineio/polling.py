@@ -1,0 +1,186 @@
+"""HTTP long-polling: the GET that waits for packets and the POST that delivers them.
+
+Spec, "HTTP long-polling": at most one GET and one POST per session at a time;
+a second one is answered 400 and the session is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+from starlette.types import Receive, Send
+
+from realtime.engineio.connection import GRACEFUL, EngineHandler, EngineSession
+from realtime.engineio.packets import CLOSE, NOOP, PacketType, decode_payload, encode_payload
+from realtime.engineio.responses import Headers, send_error, send_text
+from realtime.engineio.session import CloseReason
+from realtime.exceptions import EngineRequestError, PacketDecodeError, PayloadTooLarge
+
+logger = logging.getLogger("realtime.engineio")
+
+#: Longest a GET arriving during an upgrade is held before NOOP releases it.
+UPGRADE_HOLD = 0.1
+
+
+async def handle_get(
+    session: EngineSession, receive: Receive, send: Send, headers: Headers
+) -> None:
+    if session.poll_pending:
+        # A second concurrent GET: the first one gets CLOSE, this one 400.
+        session.abort(CloseReason.TRANSPORT_ERROR)
+        await send_error(send, EngineRequestError(EngineRequestError.BAD_REQUEST), headers)
+        return
+    session.poll_pending = True
+    try:
+        body = await _wait_for_packets(session, receive)
+    finally:
+        session.poll_pending = False
+    if isinstance(body, str):
+        await send_text(send, body, headers)
+    elif body is not None:
+        await send_error(send, body, headers)
+
+
+async def _wait_for_packets(
+    session: EngineSession, receive: Receive
+) -> str | EngineRequestError | None:
+    """Block until there is something to answer; ``None`` if the client went away."""
+    gone = False
+
+    async def watch_disconnect() -> None:
+        nonlocal gone
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        session.wake()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch_disconnect)
+        try:
+            while True:
+                state = session.state
+                if gone:
+                    # Packets are only taken once a reply can be written, so a
+                    # GET the client gave up on loses nothing; like the reference
+                    # server, an abandoned poll ends the session.
+                    session.abort(CloseReason.TRANSPORT_CLOSE)
+                    return None
+                if state.close_reason is not None:
+                    return _closing_payload(session)
+                if session.release_poll:
+                    # Spec, "Upgrade": a NOOP releases the GET pending at the probe.
+                    session.release_poll = False
+                    return NOOP.polling
+                if state.transport != "polling":
+                    # Arrived while the upgrade was under way: the session now
+                    # lives on the WebSocket and the old transport is refused.
+                    return EngineRequestError(EngineRequestError.BAD_REQUEST)
+                wakeup = session.new_wakeup()
+                if state.upgrading:
+                    # A GET that arrives mid-upgrade (clients pause polling, so
+                    # this is rare) is held briefly, as the reference server's
+                    # fast-upgrade check does, then released with NOOP; if the
+                    # upgrade completes first it is refused like any later GET.
+                    with anyio.move_on_after(UPGRADE_HOLD):
+                        await wakeup.wait()
+                    if state.upgrading and not wakeup.is_set():
+                        return NOOP.polling
+                    continue
+                if state.outbox:
+                    return encode_payload(state.take())
+                await wakeup.wait()
+        finally:
+            tg.cancel_scope.cancel()
+    return None  # pragma: no cover - the loop only leaves by return
+
+
+def _closing_payload(session: EngineSession) -> str:
+    reason = session.state.close_reason
+    packets = session.state.take() if reason in GRACEFUL else []
+    # A client that sent CLOSE gets its pending GET back with a NOOP (as the
+    # reference server does); any other close tells the client with CLOSE.
+    packets.append(NOOP if reason is CloseReason.TRANSPORT_CLOSE else CLOSE)
+    session.state.transport = "polling"
+    session.stop_polling_timer()
+    session.post_active = False
+    session.forget()
+    return encode_payload(packets)
+
+
+async def handle_post(
+    session: EngineSession,
+    handler: EngineHandler,
+    receive: Receive,
+    send: Send,
+    headers: Headers,
+    content_type: str | None,
+) -> None:
+    if session.post_active:
+        session.abort(CloseReason.TRANSPORT_ERROR)
+        await send_error(send, EngineRequestError(EngineRequestError.BAD_REQUEST), headers)
+        return
+    session.post_active = True
+    try:
+        if content_type is not None and content_type.startswith("application/octet-stream"):
+            # v4 clients always send text payloads (binary as base64).
+            raise PacketDecodeError("binary POST bodies are not used in Engine.IO v4")
+        body = await read_body(receive, session.config.max_payload)
+        packets = decode_payload(body)
+    except PayloadTooLarge:
+        logger.info("session %s: POST body over max_payload, closing", session.sid)
+        session.abort(CloseReason.TRANSPORT_ERROR)
+        await send_error(send, EngineRequestError(3, "Payload too large", status=413), headers)
+        session.post_active = False
+        return
+    except PacketDecodeError as exc:
+        logger.info("session %s: bad POST payload (%s), closing", session.sid, exc)
+        session.abort(CloseReason.PARSE_ERROR)
+        await send_error(send, EngineRequestError(EngineRequestError.BAD_REQUEST), headers)
+        session.post_active = False
+        return
+
+    # Answer before dispatching would reorder nothing, but answering after keeps
+    # the client from sending its next POST while handlers still run.
+    step = session.config.packets_per_checkpoint
+    try:
+        for index, packet in enumerate(packets):
+            if session.closed:
+                break
+            if index and index % step == 0:
+                await anyio.lowlevel.checkpoint()
+            ptype = packet.type
+            if ptype is PacketType.MESSAGE:
+                await handler.on_message(session, packet.data)
+            elif ptype is PacketType.PONG:
+                session.state.on_pong(anyio.current_time())
+            elif ptype is PacketType.CLOSE:
+                session.abort(CloseReason.TRANSPORT_CLOSE)
+            elif ptype in (PacketType.OPEN, PacketType.UPGRADE, PacketType.PING):
+                # Not something a client sends over polling in v4.
+                logger.info(
+                    "session %s: unexpected %s packet over polling", session.sid, ptype.name
+                )
+                session.abort(CloseReason.PARSE_ERROR)
+                await send_error(send, EngineRequestError(EngineRequestError.BAD_REQUEST), headers)
+                return
+    finally:
+        session.post_active = False
+    await send_text(send, "ok", headers)
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """Read a request body, refusing it as soon as it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise PacketDecodeError("client disconnected during the body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body over {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)

@@ -1,0 +1,301 @@
+"""The Engine.IO server as an ASGI app: request checks, handshake, sid registry, lifespan.
+
+Each layer only looks down: this module knows nothing of Socket.IO. It turns
+HTTP requests and WebSockets into sessions and calls an :class:`EngineHandler`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, TypeVarTuple
+from urllib.parse import parse_qsl
+
+import anyio
+from anyio.abc import TaskGroup
+from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
+from starlette.types import Receive, Scope, Send
+
+from realtime.engineio.config import EngineConfig, Transport
+from realtime.engineio.connection import GRACEFUL, EngineHandler, EngineSession, RequestInfo
+from realtime.engineio.cors import cors_headers, origin_allowed, preflight_headers
+from realtime.engineio.packets import OutPacket, PacketType
+from realtime.engineio.polling import handle_get, handle_post
+from realtime.engineio.responses import send_error, send_response, send_text
+from realtime.engineio.session import CloseReason
+from realtime.engineio.websocket import run_session, run_upgrade
+from realtime.exceptions import EngineRequestError, NotRunningError
+
+logger = logging.getLogger("realtime.engineio")
+
+PosArgs = TypeVarTuple("PosArgs")
+
+BAD_REQUEST = EngineRequestError.BAD_REQUEST
+
+
+class EngineServer:
+    """Engine.IO v4 over HTTP long-polling and WebSocket, for one ``EngineHandler``.
+
+    Serve it as an ASGI app (it answers ``lifespan`` itself) or enter
+    :meth:`lifespan` from the host application's own lifespan.
+    """
+
+    def __init__(self, handler: EngineHandler, config: EngineConfig | None = None) -> None:
+        self.handler = handler
+        self.config = config or EngineConfig()
+        self.sessions: dict[str, EngineSession] = {}
+        self._tg: TaskGroup | None = None
+
+    # -- lifespan -------------------------------------------------------------
+
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        """Own the task group that runs polling heartbeats and handler tasks.
+
+        On exit every session is closed with "server shutting down" and the
+        handler hears about each before this returns.
+        """
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            try:
+                yield
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self.shutdown()
+                self._tg = None
+                tg.cancel_scope.cancel()
+
+    async def shutdown(self) -> None:
+        sessions = list(self.sessions.values())
+        for session in sessions:
+            session.close(CloseReason.SERVER_SHUTDOWN)
+        for session in sessions:
+            await session.finish()
+
+    def start_soon(
+        self, func: Callable[[*PosArgs], Coroutine[Any, Any, Any]], *args: *PosArgs
+    ) -> None:
+        """Run ``func(*args)`` in the server's task group."""
+        if self._tg is None:
+            raise NotRunningError("the engine is not running: serve it with lifespan enabled")
+        self._tg.start_soon(func, *args)
+
+    @property
+    def running(self) -> bool:
+        return self._tg is not None
+
+    # -- registry (called by sessions) -----------------------------------------
+
+    def session_closing(self, session: EngineSession) -> None:
+        if session.transport == "websocket":
+            return  # the WebSocket's own task finishes the session
+        reason = session.state.close_reason
+        if reason in GRACEFUL and not session.poll_pending:
+            # Keep the sid a little so the next GET collects what is queued + CLOSE.
+            self.start_soon(self._forget_later, session)
+        else:
+            self.forget(session)
+        self.start_soon(session.finish)
+
+    async def _forget_later(self, session: EngineSession) -> None:
+        await anyio.sleep(self.config.close_timeout)
+        self.forget(session)
+
+    def forget(self, session: EngineSession) -> None:
+        if self.sessions.get(session.sid) is session:
+            del self.sessions[session.sid]
+
+    async def session_finished(self, session: EngineSession, reason: CloseReason) -> None:
+        if session.transport == "websocket" or reason not in GRACEFUL:
+            self.forget(session)
+        try:
+            await self.handler.on_disconnect(session, reason)
+        except Exception:
+            logger.exception("session %s: error in disconnect handler", session.sid)
+
+    # -- ASGI -----------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._serve_lifespan(receive, send)
+            return
+        if not self._matches_path(scope):
+            if kind == "http":
+                await send_response(send, 404, b"Not Found", [(b"content-type", b"text/plain")])
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        if kind == "http":
+            await self._serve_http(scope, receive, send)
+        elif kind == "websocket":
+            await self._serve_websocket(scope, receive, send)
+
+    def _matches_path(self, scope: Scope) -> bool:
+        path: str = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        return path == self.config.path or path + "/" == self.config.path
+
+    async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        try:
+            async with self.lifespan():
+                await send({"type": "lifespan.startup.complete"})
+                await receive()  # lifespan.shutdown
+        except Exception as exc:
+            logger.exception("engine lifespan failed")
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def _check(self, scope: Scope, query: dict[str, str], transport_hint: str | None) -> None:
+        """Spec, "Query parameters", checked in the reference server's order."""
+        transport = query.get("transport")
+        if transport not in self.config.transports or transport != (transport_hint or transport):
+            raise EngineRequestError(EngineRequestError.UNKNOWN_TRANSPORT)
+        if query.get("EIO") != "4":
+            raise EngineRequestError(EngineRequestError.UNSUPPORTED_PROTOCOL_VERSION)
+
+    async def _serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if not origin_allowed(self.config, origin, headers.get("host")):
+            logger.info("refused a request from origin %s", origin)
+            await send_error(send, EngineRequestError(EngineRequestError.FORBIDDEN, status=403), [])
+            return
+        method: str = scope["method"]
+        if method == "OPTIONS":
+            extra = preflight_headers(
+                self.config, origin, headers.get("access-control-request-headers")
+            )
+            await send_response(send, 204, b"", extra)
+            return
+        cors = cors_headers(self.config, origin)
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        try:
+            await self._check(scope, query, None)
+            if query["transport"] != "polling":
+                raise EngineRequestError(BAD_REQUEST)
+            sid = query.get("sid")
+            if sid is None:
+                if method != "GET":
+                    raise EngineRequestError(EngineRequestError.BAD_HANDSHAKE_METHOD)
+                await self._handshake_polling(scope, send, cors)
+                return
+            session = self.sessions.get(sid)
+            if session is None:
+                raise EngineRequestError(EngineRequestError.UNKNOWN_SID)
+            if session.transport != "polling" or (session.closed and session.poll_pending):
+                raise EngineRequestError(BAD_REQUEST)
+        except EngineRequestError as exc:
+            await send_error(send, exc, cors)
+            return
+        if method == "GET":
+            await handle_get(session, receive, send, cors)
+        elif method == "POST":
+            if session.closed:
+                await send_error(send, EngineRequestError(BAD_REQUEST), cors)
+                return
+            await handle_post(
+                session, self.handler, receive, send, cors, headers.get("content-type")
+            )
+        else:
+            await send_error(send, EngineRequestError(BAD_REQUEST), cors)
+
+    async def _authorize(self, scope: Scope) -> None:
+        if not self.running:
+            raise NotRunningError("the engine is not running: serve it with lifespan enabled")
+        if self.config.allow_request is not None:
+            await self.config.allow_request(HTTPConnection(scope))
+
+    def _new_session(
+        self, scope: Scope, transport: Transport, query: dict[str, str]
+    ) -> EngineSession:
+        sid = secrets.token_urlsafe(15)
+        while sid in self.sessions:  # pragma: no cover - 120 random bits
+            sid = secrets.token_urlsafe(15)
+        conn = HTTPConnection(scope)
+        request = RequestInfo(
+            headers=conn.headers,
+            query=query,
+            client=(conn.client.host, conn.client.port) if conn.client else None,
+            url=str(conn.url),
+            secure=conn.url.scheme in ("https", "wss"),
+            time=time.time(),
+        )
+        session = EngineSession(self, sid, transport, request, self.config)
+        self.sessions[sid] = session
+        return session
+
+    def _open_packet(self, session: EngineSession) -> OutPacket:
+        payload = json.dumps(
+            self.config.handshake(session.sid, session.transport), separators=(",", ":")
+        )
+        return OutPacket.of(PacketType.OPEN, payload)
+
+    async def _handshake_polling(
+        self, scope: Scope, send: Send, cors: list[tuple[bytes, bytes]]
+    ) -> None:
+        try:
+            await self._authorize(scope)
+        except NotRunningError as exc:
+            logger.error("%s", exc)
+            await send_text(send, str(exc), cors, status=500)
+            return
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        session = self._new_session(scope, "polling", query)
+        self.start_soon(session.run_polling_timer)
+        await send_text(send, self._open_packet(session).polling, cors)
+        await self._connected(session)
+
+    async def _connected(self, session: EngineSession) -> None:
+        try:
+            await self.handler.on_connect(session)
+        except Exception:
+            logger.exception("session %s: error in connect handler", session.sid)
+            session.abort(CloseReason.TRANSPORT_ERROR)
+
+    async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        try:
+            if not origin_allowed(self.config, origin, headers.get("host")):
+                raise EngineRequestError(EngineRequestError.FORBIDDEN, status=403)
+            await self._check(scope, query, "websocket")
+            sid = query.get("sid")
+            if sid is None:
+                await self._authorize(scope)
+        except (EngineRequestError, NotRunningError) as exc:
+            # Refused before the WebSocket handshake completes: the client sees 403.
+            logger.info("refused a WebSocket: %s (origin %s)", exc, origin)
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if sid is not None:
+            session = self.sessions.get(sid)
+            if session is None:
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            if session.transport != "polling" or session.closed or session.state.upgrading:
+                # Spec: at most one WebSocket per session. Like the reference
+                # server, complete the handshake and close at once.
+                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await run_upgrade(session, self.handler, receive, send)
+            return
+        await send({"type": "websocket.accept"})
+        session = self._new_session(scope, "websocket", query)
+        session.send_packets((self._open_packet(session),))
+        await self._connected(session)
+        await run_session(session, self.handler, receive, send)

@@ -1,0 +1,123 @@
+"""The pure state of one Engine.IO session: outbox, heartbeat deadlines, upgrade.
+
+No awaits, sockets or clocks here: callers pass ``now`` and ask for the next
+deadline, so heartbeat behaviour is tested with a fake clock and no sleeps.
+The I/O layer (:mod:`realtime.engineio.connection`) arms one timer from
+:meth:`SessionState.deadline` and calls :meth:`SessionState.on_timer`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterable
+
+from realtime.engineio.config import EngineConfig, Transport
+from realtime.engineio.packets import PING, OutPacket
+
+
+class CloseReason(enum.StrEnum):
+    """Why a session ended; the names are the ones Socket.IO reports."""
+
+    TRANSPORT_CLOSE = "transport close"
+    PING_TIMEOUT = "ping timeout"
+    PARSE_ERROR = "parse error"
+    FORCED_CLOSE = "forced close"
+    TRANSPORT_ERROR = "transport error"
+    SERVER_SHUTDOWN = "server shutting down"
+
+
+class TimerAction(enum.Enum):
+    NOTHING = "nothing"
+    PING_SENT = "ping sent"
+    TIMED_OUT = "timed out"
+
+
+class SessionState:
+    """Everything about a session that does not touch the network.
+
+    Heartbeat (spec, "Heartbeat"): a ping goes out ``ping_interval`` after the
+    open or the last pong; if no pong comes within ``ping_timeout`` after it,
+    the session times out.
+    """
+
+    __slots__ = (
+        "_interval",
+        "_max_buffer",
+        "_timeout",
+        "close_reason",
+        "next_ping",
+        "outbox",
+        "outbox_bytes",
+        "pong_deadline",
+        "sid",
+        "transport",
+        "upgrading",
+    )
+
+    def __init__(self, sid: str, transport: Transport, config: EngineConfig, now: float) -> None:
+        self.sid = sid
+        self.transport: Transport = transport
+        self._interval = config.ping_interval
+        self._timeout = config.ping_timeout
+        self._max_buffer = config.max_buffer_bytes
+        self.outbox: deque[OutPacket] = deque()
+        self.outbox_bytes = 0
+        self.next_ping: float | None = now + self._interval
+        self.pong_deadline: float | None = None
+        #: True between the ``2probe`` on a new WebSocket and its ``5``: packets
+        #: wait in the outbox for the WebSocket instead of going out on polling.
+        self.upgrading = False
+        #: Set once the session is closing; packets already queued still go out.
+        self.close_reason: CloseReason | None = None
+
+    # -- outbox ---------------------------------------------------------------
+
+    def enqueue(self, packets: Iterable[OutPacket]) -> bool:
+        """Queue packets in order; ``False`` when closing or over the buffer cap.
+
+        On overflow nothing is queued, so the client never sees half a message.
+        """
+        if self.close_reason is not None:
+            return False
+        batch = list(packets)
+        size = sum(p.size for p in batch)
+        if self.outbox_bytes + size > self._max_buffer:
+            return False
+        self.outbox.extend(batch)
+        self.outbox_bytes += size
+        return True
+
+    def take(self) -> list[OutPacket]:
+        """Remove and return everything queued."""
+        packets = list(self.outbox)
+        self.outbox.clear()
+        self.outbox_bytes = 0
+        return packets
+
+    # -- heartbeat ------------------------------------------------------------
+
+    def deadline(self) -> float:
+        """When :meth:`on_timer` must next be called."""
+        if self.pong_deadline is not None:
+            return self.pong_deadline
+        assert self.next_ping is not None
+        return self.next_ping
+
+    def on_timer(self, now: float) -> TimerAction:
+        """Send a due ping (queued in the outbox) or report a missed pong."""
+        if self.pong_deadline is not None:
+            return TimerAction.TIMED_OUT if now >= self.pong_deadline else TimerAction.NOTHING
+        if self.next_ping is not None and now >= self.next_ping:
+            # A ping is never refused for the buffer cap: it is 1 byte and the
+            # heartbeat is what detects the stuck client in the first place.
+            self.outbox.append(PING)
+            self.outbox_bytes += PING.size
+            self.next_ping = None
+            self.pong_deadline = now + self._timeout
+            return TimerAction.PING_SENT
+        return TimerAction.NOTHING
+
+    def on_pong(self, now: float) -> None:
+        self.pong_deadline = None
+        self.next_ping = now + self._interval

@@ -1,0 +1,154 @@
+"""WebSocket transport: a direct WebSocket session, and the probe-then-upgrade from polling.
+
+Spec, "WebSocket" and "Upgrade": one packet per frame; binary frames carry a
+message's raw bytes. An upgrade is ``2probe`` -> ``3probe`` -> ``5`` on the new
+socket, and no packet may be lost, duplicated or reordered across it: packets
+queued while the upgrade is under way wait in the session's outbox and leave on
+the WebSocket, in order, once ``5`` arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+from starlette.types import Message, Receive, Send
+
+from realtime.engineio.connection import EngineHandler, EngineSession
+from realtime.engineio.packets import PONG_PROBE, PacketType, decode_frame
+from realtime.engineio.session import CloseReason
+from realtime.exceptions import PacketDecodeError
+
+logger = logging.getLogger("realtime.engineio")
+
+CLOSE_NORMAL = 1000
+CLOSE_TOO_BIG = 1009
+
+
+def frame_of(message: Message) -> str | bytes | None:
+    text: str | None = message.get("text")
+    if text is not None:
+        return text
+    data: bytes | None = message.get("bytes")
+    return data
+
+
+def too_large(frame: str | bytes, limit: int) -> bool:
+    size = len(frame)
+    if size > limit:
+        return True
+    if isinstance(frame, str) and size * 4 > limit:
+        # A character may take up to 4 bytes: count exactly only when it matters.
+        return len(frame.encode("utf-8")) > limit
+    return False
+
+
+async def run_session(
+    session: EngineSession, handler: EngineHandler, receive: Receive, send: Send
+) -> None:
+    """Carry an open session over this WebSocket until either side closes it."""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_write, session, send, tg.cancel_scope)
+        await _read(session, handler, receive, send)
+    await session.finish()
+
+
+async def _read(
+    session: EngineSession, handler: EngineHandler, receive: Receive, send: Send
+) -> None:
+    limit = session.config.max_payload
+    while not session.closed:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            session.abort(CloseReason.TRANSPORT_CLOSE)
+            return
+        frame = frame_of(message)
+        if frame is None:
+            continue
+        if too_large(frame, limit):
+            logger.info("session %s: WebSocket message over max_payload, closing", session.sid)
+            session.close_code = CLOSE_TOO_BIG
+            session.abort(CloseReason.TRANSPORT_ERROR)
+            return
+        try:
+            packet = decode_frame(frame)
+        except PacketDecodeError as exc:
+            logger.info("session %s: bad packet (%s), closing", session.sid, exc)
+            session.abort(CloseReason.PARSE_ERROR)
+            return
+        ptype = packet.type
+        if ptype is PacketType.MESSAGE:
+            await handler.on_message(session, packet.data)
+        elif ptype is PacketType.PONG:
+            session.state.on_pong(anyio.current_time())
+        elif ptype is PacketType.CLOSE:
+            session.abort(CloseReason.TRANSPORT_CLOSE)
+        elif ptype is PacketType.OPEN:
+            logger.info("session %s: client sent OPEN, closing", session.sid)
+            session.abort(CloseReason.PARSE_ERROR)
+        # PING (a late probe), UPGRADE and NOOP carry nothing for an open session.
+
+
+async def _write(session: EngineSession, send: Send, scope: anyio.CancelScope) -> None:
+    """Send queued packets, run the heartbeat, and close the socket at the end."""
+    state = session.state
+    try:
+        while True:
+            if state.outbox:
+                for packet in state.take():
+                    data = packet.ws
+                    if isinstance(data, str):
+                        await send({"type": "websocket.send", "text": data})
+                    else:
+                        await send({"type": "websocket.send", "bytes": data})
+                continue
+            if state.close_reason is not None:
+                break
+            wakeup = session.new_wakeup()
+            with anyio.move_on_after(state.deadline() - anyio.current_time()):
+                await wakeup.wait()
+            if not wakeup.is_set():
+                session.on_timer()
+        await send({"type": "websocket.close", "code": session.close_code})
+    except Exception as exc:  # the peer is gone; uvicorn raises its own error types
+        logger.debug("session %s: write failed: %r", session.sid, exc)
+        session.abort(CloseReason.TRANSPORT_ERROR)
+    finally:
+        scope.cancel()
+
+
+async def run_upgrade(
+    session: EngineSession, handler: EngineHandler, receive: Receive, send: Send
+) -> None:
+    """Probe a polling session's new WebSocket, then move the session onto it."""
+    await send({"type": "websocket.accept"})
+    upgraded = False
+    message: Message = {"type": "websocket.timeout"}
+    with anyio.move_on_after(session.config.upgrade_timeout):
+        message = await receive()
+        if message["type"] == "websocket.receive" and frame_of(message) == "2probe":
+            if not session.closed:
+                # From here on, packets wait for the WebSocket and a GET is held.
+                session.state.upgrading = True
+                session.release_poll = session.poll_pending
+                session.wake()
+            await send({"type": "websocket.send", "text": PONG_PROBE.ws})
+            message = await receive()
+            upgraded = message["type"] == "websocket.receive" and frame_of(message) == "5"
+    if not upgraded or session.closed:
+        if not session.closed:
+            # Stay on polling; packets held back for the upgrade go out there.
+            session.state.upgrading = False
+            session.release_poll = False
+            session.wake()
+        logger.debug("session %s: upgrade abandoned", session.sid)
+        if message["type"] != "websocket.disconnect":
+            await send({"type": "websocket.close", "code": CLOSE_NORMAL})
+        return
+    state = session.state
+    state.upgrading = False
+    state.transport = "websocket"
+    session.stop_polling_timer()
+    session.release_poll = False
+    session.wake()  # a GET held during the upgrade is refused, like any later one
+    await run_session(session, handler, receive, send)

@@ -1,5 +1,6 @@
 """realtime: a Socket.IO-compatible realtime layer (Engine.IO v4 / Socket.IO v5) on ASGI."""
 
+from realtime.adapters import Adapter, BroadcastOptions, InMemoryAdapter
 from realtime.exceptions import (
     AckTimeoutError,
     BufferFullError,
@@ -14,18 +15,39 @@ from realtime.exceptions import (
     SessionClosedError,
     SocketIOPacketError,
 )
+from realtime.socketio import (
+    BroadcastOperator,
+    DecoderLimits,
+    DisconnectReason,
+    Handshake,
+    Namespace,
+    ParentNamespace,
+    Server,
+    Socket,
+)
 
 __all__ = [
     "AckTimeoutError",
+    "Adapter",
+    "BroadcastOperator",
+    "BroadcastOptions",
     "BufferFullError",
     "ConnectionRefusedError",
+    "DecoderLimits",
+    "DisconnectReason",
     "EngineRequestError",
+    "Handshake",
+    "InMemoryAdapter",
+    "Namespace",
     "NotRunningError",
     "PacketDecodeError",
+    "ParentNamespace",
     "PayloadTooLarge",
     "ProtocolError",
     "RealtimeError",
     "ReservedEventError",
+    "Server",
     "SessionClosedError",
+    "Socket",
     "SocketIOPacketError",
 ]

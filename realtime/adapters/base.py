@@ -13,10 +13,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NewType, Protocol
+from typing import TYPE_CHECKING, Any, NewType, Protocol
 
 from realtime.engineio import OutPacket
-from realtime.socketio.packets import Packet, encode
+
+if TYPE_CHECKING:
+    from realtime.socketio.packets import Packet
 
 #: A Socket.IO socket id: one client in one namespace (not the Engine.IO sid).
 SocketId = NewType("SocketId", str)
@@ -74,6 +76,9 @@ class LocalNamespace(Protocol):
 
 def encode_frames(packet: Packet) -> list[OutPacket]:
     """Encode once into Engine.IO frames that every recipient shares."""
+    # Imported here: the socketio package imports this module while it loads.
+    from realtime.socketio.packets import encode
+
     return [OutPacket.message(part) for part in encode(packet)]
 
 

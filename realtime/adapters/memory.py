@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from realtime.adapters.base import (
     Adapter,
@@ -14,7 +14,9 @@ from realtime.adapters.base import (
     SocketId,
     encode_frames,
 )
-from realtime.socketio.packets import Packet
+
+if TYPE_CHECKING:
+    from realtime.socketio.packets import Packet
 
 
 class InMemoryAdapter(Adapter):

@@ -1,0 +1,54 @@
+# make demo  - install what is needed, run the chat demo on http://127.0.0.1:8000
+# make test  - install what is needed, run every test (Python, Node client, browser)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint typecheck pytest node-test install node-install bench bench-quick clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,redis]'
+	touch $@
+
+install: $(VENV)/.installed
+
+client-js/node_modules/.installed: client-js/package-lock.json
+	cd client-js && npm ci --no-audit --no-fund
+	touch $@
+
+tests/node/node_modules/.installed: tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund
+	touch $@
+
+node-install: client-js/node_modules/.installed tests/node/node_modules/.installed
+
+demo: install
+	$(BIN)/python examples/chat/app.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install node-install
+	$(BIN)/pytest
+
+node-test: install node-install
+	cd client-js && npm test
+
+test: lint typecheck pytest node-test
+
+bench-quick: install
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python -m benchmarks.run --quick
+
+bench: install
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python -m benchmarks.run --full
+
+clean:
+	rm -rf $(VENV) client-js/node_modules tests/node/node_modules

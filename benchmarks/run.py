@@ -1,0 +1,635 @@
+"""Benchmark harness: realtime vs python-socketio vs raw WebSocket floors.
+
+    .venv/bin/python -m benchmarks.run --quick      # < 2 minutes
+    .venv/bin/python -m benchmarks.run --full       # repeats, longer windows
+
+Each target server runs as its own process pinned to CPU 0; the load
+generator (benchmarks/loader/load.js, Node + ws) runs in another process
+pinned to CPU 1 and reports its own CPU use so that a loader-bound run is
+visible. Results: a table on stdout, benchmarks/results/latest.json and
+benchmarks/results/latest.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+LOADER = HERE / "loader" / "load.js"
+NODE_MODULES = HERE / "node_modules"
+
+SERVER_CPU = 0
+LOADER_CPU = 1
+LOADER_SATURATED = 0.90  # fraction of one core
+
+# Same uvicorn options for every Python target (recorded in the JSON).
+UVICORN_OPTIONS = [
+    "--host", "127.0.0.1",
+    "--workers", "1",
+    "--loop", "uvloop",
+    "--http", "httptools",
+    "--ws", "websockets-sansio",
+    "--no-access-log",
+    "--log-level", "warning",
+]  # fmt: skip
+
+
+# ---------------------------------------------------------------- targets
+@dataclass
+class Target:
+    name: str
+    proto: str  # "sio" (Socket.IO frames) or "raw" (plain text frames)
+    kind: str  # "uvicorn" or "node"
+    spec: str  # "module:app" for uvicorn, script path for node
+    description: str
+
+    def command(self, port: int, node: str | None, ws_impl: str) -> list[str]:
+        if self.kind == "uvicorn":
+            opts = list(UVICORN_OPTIONS)
+            opts[opts.index("--ws") + 1] = ws_impl
+            return [sys.executable, "-m", "uvicorn", self.spec, *opts, "--port", str(port)]
+        assert node is not None
+        return [node, str(HERE / self.spec), "--port", str(port)]
+
+
+TARGETS = [
+    Target("realtime", "sio", "uvicorn", "benchmarks.targets.realtime_app:app",
+           "realtime.Server on uvicorn (ours)"),
+    Target("python-socketio", "sio", "uvicorn", "benchmarks.targets.pysio_app:app",
+           "python-socketio AsyncServer + ASGIApp on uvicorn"),
+    Target("starlette-raw", "raw", "uvicorn", "benchmarks.targets.raw_starlette:app",
+           "raw Starlette WebSocket echo/broadcast on uvicorn"),
+    Target("node-socketio", "sio", "node", "targets/node_sio.js",
+           "Node socket.io server"),
+    Target("node-ws", "raw", "node", "targets/node_ws.js",
+           "raw Node ws echo/broadcast"),
+]  # fmt: skip
+
+
+# -------------------------------------------------------------- scenarios
+@dataclass
+class Scenario:
+    name: str
+    title: str
+    loader: dict[str, Any]
+    protos: tuple[str, ...] = ("sio", "raw")
+    fresh_server: bool = False  # start a new server just for this scenario
+
+
+def scenarios(full: bool) -> list[Scenario]:
+    warm, dur = (1.0, 5.0) if full else (0.3, 1.0)
+    max_msgs = 5_000_000
+    echo = {"scenario": "echo", "warmup_s": warm, "duration_s": dur, "max_msgs": max_msgs}
+    fan = {
+        "scenario": "fanout",
+        "warmup_rounds": 5 if full else 2,
+        "max_rounds": 20_000,
+        "duration_s": dur,
+        "round_timeout_s": 5,
+    }
+    return [
+        Scenario("echo-50x1", "echo, 50 conns x 1 in flight", {**echo, "conns": 50, "inflight": 1}),
+        Scenario("echo-50x10", "echo, 50 conns x 10 in flight", {**echo, "conns": 50, "inflight": 10}),
+        Scenario("ack-50x1", "acked echo, 50 x 1", {**echo, "conns": 50, "inflight": 1, "ack": True},
+                 protos=("sio",)),
+        Scenario("ack-50x10", "acked echo, 50 x 10", {**echo, "conns": 50, "inflight": 10, "ack": True},
+                 protos=("sio",)),
+        Scenario("fanout-200", "broadcast to 200 sockets", {**fan, "conns": 200}),
+        Scenario("fanout-1000", "broadcast to 1000 sockets", {**fan, "conns": 1000}),
+        Scenario("polling-50", "echo over long-polling, 50 clients",
+                 {**echo, "scenario": "polling", "conns": 50}, protos=("sio",)),
+        Scenario("connect-2000", "connect 2000 WebSocket clients",
+                 {"scenario": "connect", "conns": 2000, "concurrency": 100,
+                  "settle_s": 1.0 if full else 0.5},
+                 fresh_server=True),
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- helpers
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def can_pin() -> bool:
+    try:
+        cpus = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        return False
+    return {SERVER_CPU, LOADER_CPU} <= cpus
+
+
+def preexec(cpu: int | None) -> Callable[[], None]:
+    def fn() -> None:
+        if cpu is not None:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, {cpu})
+        with contextlib.suppress(ValueError, OSError):
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        os.setsid()
+
+    return fn
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("server did not accept connections in time")
+
+
+@contextlib.contextmanager
+def run_server(cmd: list[str], port: int, pin: bool, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NODE_ENV="production")
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=preexec(SERVER_CPU if pin else None),
+        )
+        try:
+            wait_port(port, proc, 20)
+            time.sleep(0.2)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=5)
+
+
+def run_loader(node: str, config: dict[str, Any], pin: bool) -> dict[str, Any]:
+    deadline = float(config["deadline_s"])
+    try:
+        out = subprocess.run(
+            [node, str(LOADER), json.dumps(config)],
+            cwd=HERE,
+            capture_output=True,
+            timeout=deadline + 10,
+            preexec_fn=preexec(LOADER_CPU if pin else None),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": "loader did not finish in time"}
+    lines = [ln for ln in out.stdout.decode().splitlines() if ln.startswith("{")]
+    if not lines:
+        err = out.stderr.decode().strip().splitlines()[-3:]
+        return {"ok": False, "error": f"loader exit {out.returncode}: {' | '.join(err)}"}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def target_available(t: Target, node: str | None) -> tuple[bool, str]:
+    if t.kind == "node":
+        if node is None:
+            return False, "node not found"
+        if not (NODE_MODULES / ("socket.io" if t.proto == "sio" else "ws")).is_dir():
+            return False, "run `npm ci` in benchmarks/"
+        return True, ""
+    module = t.spec.split(":")[0]
+    probe = subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if probe.returncode != 0:
+        last = (probe.stderr.decode().strip().splitlines() or ["import failed"])[-1]
+        return False, last
+    return True, ""
+
+
+def cmd_output(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=20, check=False).stdout.decode().strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def machine_info(node: str | None) -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    versions: dict[str, str] = {}
+    from importlib import metadata
+
+    for dist in ("uvicorn", "starlette", "python-socketio", "python-engineio", "websockets",
+                 "uvloop", "httptools", "anyio", "realtime"):  # fmt: skip
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[dist] = metadata.version(dist)
+    for pkg in ("socket.io", "ws", "engine.io"):
+        with contextlib.suppress(OSError, ValueError):
+            versions[f"npm:{pkg}"] = json.loads((NODE_MODULES / pkg / "package.json").read_text())[
+                "version"
+            ]
+    return {
+        "nproc": cmd_output(["nproc"]),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "node": cmd_output([node, "--version"]) if node else None,
+        "versions": versions,
+    }
+
+
+# ---------------------------------------------------------------- running
+@dataclass
+class Run:
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+def median_result(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r for r in runs if r.get("ok")]
+    if not ok:
+        return runs[-1]
+    ok.sort(key=lambda r: r["throughput"])
+    chosen = dict(ok[(len(ok) - 1) // 2])
+    chosen["repeats"] = [round(r["throughput"], 1) for r in ok]
+    if len(ok) > 1:
+        chosen["spread_pct"] = round(
+            100 * (ok[-1]["throughput"] - ok[0]["throughput"]) / statistics.median(
+                r["throughput"] for r in ok
+            ),
+            1,
+        )
+    return chosen
+
+
+def bench_target(
+    t: Target,
+    scens: list[Scenario],
+    node: str,
+    pin: bool,
+    repeats: int,
+    ws_impl: str,
+    log: Path,
+    client: str,
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    clk = os.sysconf("SC_CLK_TCK")
+    groups: list[list[Scenario]] = []
+    shared = [s for s in scens if t.proto in s.protos and not s.fresh_server]
+    if shared:
+        groups.append(shared)
+    groups += [[s] for s in scens if t.proto in s.protos and s.fresh_server]
+    for group in groups:
+        for rep in range(repeats):
+            port = free_port()
+            cmd = t.command(port, node, ws_impl)
+            try:
+                with run_server(cmd, port, pin, log) as proc:
+                    for s in group:
+                        if rep == 0:
+                            out.append({"target": t.name, "scenario": s.name, "runs": []})
+                        entry = next(e for e in out if e["scenario"] == s.name)
+                        config = {
+                            **s.loader,
+                            "host": "127.0.0.1",
+                            "port": port,
+                            "proto": t.proto,
+                            "server_pid": proc.pid,
+                            "clk_tck": clk,
+                            "client": client,
+                            "deadline_s": 60 if s.loader["scenario"] != "connect" else 90,
+                        }
+                        res = run_loader(node, config, pin)
+                        if proc.poll() is not None:
+                            res = {"ok": False, "error": f"server died ({proc.returncode})"}
+                        entry["runs"].append(res)
+                        tag = (f"{res['throughput']:.0f} {res['unit']}" if res.get("ok")
+                               else f"ERROR {res.get('error', '')[:200]}")  # fmt: skip
+                        print(f"  {t.name:16} {s.name:13} #{rep + 1}: {tag}", flush=True)
+            except RuntimeError as e:
+                for s in group:
+                    if rep == 0 and not any(e2["scenario"] == s.name for e2 in out):
+                        out.append({"target": t.name, "scenario": s.name, "runs": []})
+                    entry = next(e2 for e2 in out if e2["scenario"] == s.name)
+                    entry["runs"].append({"ok": False, "error": str(e)})
+                print(f"  {t.name:16} server error: {e}", flush=True)
+    return [{"target": e["target"], "scenario": e["scenario"], **median_result(e["runs"])}
+            for e in out]  # fmt: skip
+
+
+# ------------------------------------------------------------- reporting
+def get(results: list[dict[str, Any]], target: str, scenario: str) -> dict[str, Any] | None:
+    for r in results:
+        if r["target"] == target and r["scenario"] == scenario and r.get("ok"):
+            return r
+    return None
+
+
+# (label, ours, reference, scenario, metric, threshold, kind)
+# kind "ratio": ours/ref >= threshold; "kib": ours <= ref + threshold.
+GOALS = [
+    ("echo 50x1 >= 0.8x raw WS echo", "starlette-raw", "echo-50x1", "throughput", 0.8, "ratio"),
+    ("echo 50x10 >= 0.8x raw WS echo", "starlette-raw", "echo-50x10", "throughput", 0.8, "ratio"),
+    ("fan-out 1000 >= 0.85x raw WS broadcast", "starlette-raw", "fanout-1000", "throughput", 0.85,
+     "ratio"),
+    ("polling echo >= 2x python-socketio", "python-socketio", "polling-50", "throughput", 2.0,
+     "ratio"),
+    ("connections/s >= 0.9x raw", "starlette-raw", "connect-2000", "throughput", 0.9, "ratio"),
+    ("KiB per idle conn <= raw + 10", "starlette-raw", "connect-2000", "kib_per_conn", 10.0, "kib"),
+]  # fmt: skip
+
+
+def compute_goals(results: list[dict[str, Any]], ours: str = "realtime") -> list[dict[str, Any]]:
+    goals = []
+    for label, ref, scen, metric, thr, kind in GOALS:
+        a, b = get(results, ours, scen), get(results, ref, scen)
+        g: dict[str, Any] = {"goal": label, "ours": ours, "reference": ref, "scenario": scen}
+        if a is None or b is None or a.get(metric) is None or b.get(metric) is None:
+            g.update(status="n/a", value=None)
+        elif kind == "ratio":
+            v = a[metric] / b[metric] if b[metric] else None
+            g.update(value=v, status="PASS" if v is not None and v >= thr else "FAIL")
+        else:
+            v = a[metric] - b[metric]
+            g.update(value=v, ours_value=a[metric], ref_value=b[metric],
+                     status="PASS" if v <= thr else "FAIL")  # fmt: skip
+        goals.append(g)
+    return goals
+
+
+def compute_ratios(results: list[dict[str, Any]], scens: list[Scenario]) -> list[dict[str, Any]]:
+    pairs = [
+        ("realtime", "starlette-raw"),
+        ("realtime", "python-socketio"),
+        ("realtime", "node-socketio"),
+        ("python-socketio", "starlette-raw"),
+        ("node-socketio", "node-ws"),
+        ("starlette-raw", "node-ws"),
+    ]
+    rows = []
+    for a, b in pairs:
+        for s in scens:
+            ra, rb = get(results, a, s.name), get(results, b, s.name)
+            if ra and rb and rb["throughput"]:
+                rows.append({"a": a, "b": b, "scenario": s.name,
+                             "ratio": ra["throughput"] / rb["throughput"]})  # fmt: skip
+    return rows
+
+
+def fmt_num(v: float | None, digits: int = 0) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def table(results: list[dict[str, Any]], scens: list[Scenario]) -> str:
+    head = ("scenario", "target", "throughput", "unit", "p50 ms", "p99 ms", "loader CPU",
+            "server CPU", "note")  # fmt: skip
+    rows = []
+    for s in scens:
+        for r in results:
+            if r["scenario"] != s.name:
+                continue
+            if not r.get("ok"):
+                rows.append((s.name, r["target"], "-", "", "", "", "", "", "ERROR: "
+                             + str(r.get("error", ""))[:60]))  # fmt: skip
+                continue
+            notes = []
+            if r.get("loader_cpu") is not None and r["loader_cpu"] > LOADER_SATURATED:
+                notes.append("LOADER-BOUND")
+            if r.get("kib_per_conn") is not None:
+                notes.append(f"{r['kib_per_conn']:.1f} KiB/conn")
+            if r.get("spread_pct") is not None and r["spread_pct"] > 15:
+                notes.append(f"spread {r['spread_pct']:.0f}%")
+            if r.get("round_timeouts"):
+                notes.append(f"{r['round_timeouts']} round timeouts")
+            if r.get("http_errors"):
+                notes.append(f"{r['http_errors']} http errors")
+            rows.append((
+                s.name, r["target"], fmt_num(r["throughput"]), r["unit"],
+                fmt_num(r.get("p50_ms"), 2), fmt_num(r.get("p99_ms"), 2),
+                f"{100 * r['loader_cpu']:.0f}%" if r.get("loader_cpu") is not None else "-",
+                f"{100 * r['server_cpu']:.0f}%" if r.get("server_cpu") is not None else "-",
+                ", ".join(notes),
+            ))  # fmt: skip
+    return render(head, rows)
+
+
+def render(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=False)]
+    right = {2, 4, 5, 6, 7}
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "| " + " | ".join(
+            str(c).rjust(w) if i in right else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=False))
+        ) + " |"
+
+    sep = "|" + "|".join(("-" * (w + 1) + ":") if i in right else ("-" * (w + 2))
+                         for i, w in enumerate(widths)) + "|"  # fmt: skip
+    return "\n".join([line(head), sep, *(line(r) for r in rows)])
+
+
+def goals_table(goals: list[dict[str, Any]]) -> str:
+    rows = []
+    for g in goals:
+        if g["value"] is None:
+            v = "-"
+        elif "KiB" in g["goal"]:
+            v = f"{g['ours_value']:.1f} vs {g['ref_value']:.1f} KiB ({g['value']:+.1f})"
+        else:
+            v = f"{g['value']:.2f}x"
+        rows.append((g["goal"], g["reference"], v, g["status"]))
+    return render(("target for realtime", "measured against", "measured", "result"), rows)
+
+
+def ratios_table(ratios: list[dict[str, Any]]) -> str:
+    rows = [(f"{r['a']} / {r['b']}", r["scenario"], f"{r['ratio']:.2f}x") for r in ratios]
+    return render(("ratio (throughput)", "scenario", "value"), rows)
+
+
+def chart(results: list[dict[str, Any]], scens: list[Scenario], targets: list[str],
+          path: Path, title: str) -> None:  # fmt: skip
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(s.name, "throughput", s.title) for s in scens]
+    panels.append(("connect-2000", "kib_per_conn", "server RSS per idle connection"))
+    cols = 3
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.3 * rows))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (scen, metric, ttl) in zip(axes.flat, panels, strict=False):
+        names, vals, p99 = [], [], []
+        unit = ""
+        for i, t in enumerate(targets):
+            r = get(results, t, scen)
+            if r is None or r.get(metric) is None:
+                continue
+            names.append((t, colors[i % len(colors)]))
+            vals.append(r[metric])
+            p99.append(r.get("p99_ms") if metric == "throughput" else None)
+            unit = r["unit"] if metric == "throughput" else "KiB / connection"
+        bars = ax.bar(range(len(vals)), vals, color=[c for _, c in names])
+        ax.set_xticks(range(len(vals)), [n for n, _ in names], rotation=20, fontsize=8)
+        ax.set_title(ttl, fontsize=10)
+        ax.set_ylabel(unit, fontsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+        if vals:
+            ax.set_ylim(0, max(vals) * 1.15)
+        for b, p in zip(bars, p99, strict=False):
+            if p is not None:
+                ax.annotate(f"p99 {p:.1f}ms", (b.get_x() + b.get_width() / 2, b.get_height()),
+                            ha="center", va="bottom", fontsize=7)  # fmt: skip
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="short windows, one run (default)")
+    mode.add_argument("--full", action="store_true", help="longer windows, repeated runs")
+    p.add_argument("--repeats", type=int, help="runs per scenario (default 1 quick, 3 full)")
+    p.add_argument("--targets", help="comma-separated subset of: " + ", ".join(t.name for t in TARGETS))
+    p.add_argument("--scenarios", help="comma-separated subset of scenario names")
+    p.add_argument("--ws", default="websockets-sansio", help="uvicorn --ws implementation")
+    p.add_argument("--client", default="fast", choices=("fast", "ws"),
+                   help="loader WebSocket client: built-in minimal client or the ws package")
+    p.add_argument("--no-pin", action="store_true", help="do not pin server / loader to CPUs")
+    p.add_argument("--out", default=str(RESULTS / "latest.json"), help="JSON output path")
+    args = p.parse_args(argv)
+
+    node = shutil.which("node")
+    if node is None:
+        print("The load generator needs Node.js (node >= 18) and `npm ci` in benchmarks/.")
+        return 2
+    if not (NODE_MODULES / "ws").is_dir():
+        print("Run `npm ci` in benchmarks/ first (the loader needs the `ws` package).")
+        return 2
+
+    full = bool(args.full)
+    repeats = args.repeats or (3 if full else 1)
+    scens = scenarios(full)
+    if args.scenarios:
+        wanted = set(args.scenarios.split(","))
+        scens = [s for s in scens if s.name in wanted]
+    targets = TARGETS
+    if args.targets:
+        wanted = set(args.targets.split(","))
+        targets = [t for t in TARGETS if t.name in wanted]
+    pin = can_pin() and not args.no_pin
+    info = machine_info(node)  # before pinning ourselves: nproc honours affinity
+    if pin:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, {LOADER_CPU})
+
+    RESULTS.mkdir(exist_ok=True)
+    log = RESULTS / "servers.log.tmp"
+    log.write_bytes(b"")
+    opts = list(UVICORN_OPTIONS)
+    opts[opts.index("--ws") + 1] = args.ws
+    print(f"mode={'full' if full else 'quick'} repeats={repeats} pinning="
+          f"{'server CPU 0 / loader CPU 1' if pin else 'off'}")  # fmt: skip
+    print(f"machine: {info['nproc']} x {info['cpu_model']}, python {info['python']}, "
+          f"node {info['node']}")  # fmt: skip
+    print("uvicorn " + " ".join(opts))
+
+    results: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    ran: list[str] = []
+    started = time.monotonic()
+    for t in targets:
+        ok, why = target_available(t, node)
+        if not ok:
+            skipped[t.name] = why
+            print(f"- {t.name}: skipped ({why})", flush=True)
+            continue
+        print(f"- {t.name}: {t.description}", flush=True)
+        ran.append(t.name)
+        results += bench_target(t, scens, node, pin, repeats, args.ws, log, args.client)
+    elapsed = time.monotonic() - started
+
+    goals = compute_goals(results)
+    ratios = compute_ratios(results, scens)
+    print()
+    print(table(results, scens))
+    print()
+    print(ratios_table(ratios))
+    print()
+    print(goals_table(goals))
+    if "realtime" in skipped:
+        print(f"\n(realtime target unavailable: {skipped['realtime']})")
+    saturated = [f"{r['target']}/{r['scenario']}" for r in results
+                 if r.get("ok") and r.get("loader_cpu", 0) > LOADER_SATURATED]  # fmt: skip
+    if saturated:
+        print("\nLoader saturated (>90% of its core) in: " + ", ".join(saturated))
+    print(f"\nelapsed {elapsed:.0f}s")
+
+    doc = {
+        "mode": "full" if full else "quick",
+        "repeats": repeats,
+        "pinning": {"server_cpu": SERVER_CPU, "loader_cpu": LOADER_CPU} if pin else None,
+        "uvicorn_options": opts,
+        "loader": f"node benchmarks/loader/load.js (client={args.client}, no compression)",
+        "machine": info,
+        "targets": {t.name: t.description for t in targets},
+        "skipped": skipped,
+        "scenarios": {s.name: {"title": s.title, **s.loader} for s in scens},
+        "results": results,
+        "ratios": ratios,
+        "goals": goals,
+        "elapsed_s": round(elapsed, 1),
+    }
+    out = Path(args.out)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    png = out.with_suffix(".png")
+    chart(results, scens, ran, png,
+          f"realtime benchmarks ({doc['mode']}): {info['nproc']} x {info['cpu_model']}")  # fmt: skip
+    print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} and {png.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

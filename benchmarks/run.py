@@ -42,14 +42,20 @@ LOADER_SATURATED = 0.90  # fraction of one core
 
 # Same uvicorn options for every Python target (recorded in the JSON).
 UVICORN_OPTIONS = [
-    "--host", "127.0.0.1",
-    "--workers", "1",
-    "--loop", "uvloop",
-    "--http", "httptools",
-    "--ws", "websockets-sansio",
+    "--host",
+    "127.0.0.1",
+    "--workers",
+    "1",
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--ws",
+    "websockets-sansio",
     "--no-access-log",
-    "--log-level", "warning",
-]  # fmt: skip
+    "--log-level",
+    "warning",
+]
 
 
 # ---------------------------------------------------------------- targets
@@ -71,17 +77,30 @@ class Target:
 
 
 TARGETS = [
-    Target("realtime", "sio", "uvicorn", "benchmarks.targets.realtime_app:app",
-           "realtime.Server on uvicorn (ours)"),
-    Target("python-socketio", "sio", "uvicorn", "benchmarks.targets.pysio_app:app",
-           "python-socketio AsyncServer + ASGIApp on uvicorn"),
-    Target("starlette-raw", "raw", "uvicorn", "benchmarks.targets.raw_starlette:app",
-           "raw Starlette WebSocket echo/broadcast on uvicorn"),
-    Target("node-socketio", "sio", "node", "targets/node_sio.js",
-           "Node socket.io server"),
-    Target("node-ws", "raw", "node", "targets/node_ws.js",
-           "raw Node ws echo/broadcast"),
-]  # fmt: skip
+    Target(
+        "realtime",
+        "sio",
+        "uvicorn",
+        "benchmarks.targets.realtime_app:app",
+        "realtime.Server on uvicorn (ours)",
+    ),
+    Target(
+        "python-socketio",
+        "sio",
+        "uvicorn",
+        "benchmarks.targets.pysio_app:app",
+        "python-socketio AsyncServer + ASGIApp on uvicorn",
+    ),
+    Target(
+        "starlette-raw",
+        "raw",
+        "uvicorn",
+        "benchmarks.targets.raw_starlette:app",
+        "raw Starlette WebSocket echo/broadcast on uvicorn",
+    ),
+    Target("node-socketio", "sio", "node", "targets/node_sio.js", "Node socket.io server"),
+    Target("node-ws", "raw", "node", "targets/node_ws.js", "raw Node ws echo/broadcast"),
+]
 
 
 # -------------------------------------------------------------- scenarios
@@ -107,20 +126,41 @@ def scenarios(full: bool) -> list[Scenario]:
     }
     return [
         Scenario("echo-50x1", "echo, 50 conns x 1 in flight", {**echo, "conns": 50, "inflight": 1}),
-        Scenario("echo-50x10", "echo, 50 conns x 10 in flight", {**echo, "conns": 50, "inflight": 10}),
-        Scenario("ack-50x1", "acked echo, 50 x 1", {**echo, "conns": 50, "inflight": 1, "ack": True},
-                 protos=("sio",)),
-        Scenario("ack-50x10", "acked echo, 50 x 10", {**echo, "conns": 50, "inflight": 10, "ack": True},
-                 protos=("sio",)),
+        Scenario(
+            "echo-50x10", "echo, 50 conns x 10 in flight", {**echo, "conns": 50, "inflight": 10}
+        ),
+        Scenario(
+            "ack-50x1",
+            "acked echo, 50 x 1",
+            {**echo, "conns": 50, "inflight": 1, "ack": True},
+            protos=("sio",),
+        ),
+        Scenario(
+            "ack-50x10",
+            "acked echo, 50 x 10",
+            {**echo, "conns": 50, "inflight": 10, "ack": True},
+            protos=("sio",),
+        ),
         Scenario("fanout-200", "broadcast to 200 sockets", {**fan, "conns": 200}),
         Scenario("fanout-1000", "broadcast to 1000 sockets", {**fan, "conns": 1000}),
-        Scenario("polling-50", "echo over long-polling, 50 clients",
-                 {**echo, "scenario": "polling", "conns": 50}, protos=("sio",)),
-        Scenario("connect-2000", "connect 2000 WebSocket clients",
-                 {"scenario": "connect", "conns": 2000, "concurrency": 100,
-                  "settle_s": 1.0 if full else 0.5},
-                 fresh_server=True),
-    ]  # fmt: skip
+        Scenario(
+            "polling-50",
+            "echo over long-polling, 50 clients",
+            {**echo, "scenario": "polling", "conns": 50},
+            protos=("sio",),
+        ),
+        Scenario(
+            "connect-2000",
+            "connect 2000 WebSocket clients",
+            {
+                "scenario": "connect",
+                "conns": 2000,
+                "concurrency": 100,
+                "settle_s": 1.0 if full else 0.5,
+            },
+            fresh_server=True,
+        ),
+    ]
 
 
 # ---------------------------------------------------------------- helpers
@@ -166,7 +206,9 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def run_server(cmd: list[str], port: int, pin: bool, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def run_server(
+    cmd: list[str], port: int, pin: bool, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), NODE_ENV="production")
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -238,7 +280,11 @@ def target_available(t: Target, node: str | None) -> tuple[bool, str]:
 
 def cmd_output(cmd: list[str]) -> str:
     try:
-        return subprocess.run(cmd, capture_output=True, timeout=20, check=False).stdout.decode().strip()
+        return (
+            subprocess.run(cmd, capture_output=True, timeout=20, check=False)
+            .stdout.decode()
+            .strip()
+        )
     except (OSError, subprocess.TimeoutExpired):
         return ""
 
@@ -253,8 +299,17 @@ def machine_info(node: str | None) -> dict[str, Any]:
     versions: dict[str, str] = {}
     from importlib import metadata
 
-    for dist in ("uvicorn", "starlette", "python-socketio", "python-engineio", "websockets",
-                 "uvloop", "httptools", "anyio", "realtime"):  # fmt: skip
+    for dist in (
+        "uvicorn",
+        "starlette",
+        "python-socketio",
+        "python-engineio",
+        "websockets",
+        "uvloop",
+        "httptools",
+        "anyio",
+        "realtime",
+    ):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
     for pkg in ("socket.io", "ws", "engine.io"):
@@ -287,9 +342,9 @@ def median_result(runs: list[dict[str, Any]]) -> dict[str, Any]:
     chosen["repeats"] = [round(r["throughput"], 1) for r in ok]
     if len(ok) > 1:
         chosen["spread_pct"] = round(
-            100 * (ok[-1]["throughput"] - ok[0]["throughput"]) / statistics.median(
-                r["throughput"] for r in ok
-            ),
+            100
+            * (ok[-1]["throughput"] - ok[0]["throughput"])
+            / statistics.median(r["throughput"] for r in ok),
             1,
         )
     return chosen
@@ -336,8 +391,11 @@ def bench_target(
                         if proc.poll() is not None:
                             res = {"ok": False, "error": f"server died ({proc.returncode})"}
                         entry["runs"].append(res)
-                        tag = (f"{res['throughput']:.0f} {res['unit']}" if res.get("ok")
-                               else f"ERROR {res.get('error', '')[:200]}")  # fmt: skip
+                        tag = (
+                            f"{res['throughput']:.0f} {res['unit']}"
+                            if res.get("ok")
+                            else f"ERROR {res.get('error', '')[:200]}"
+                        )
                         print(f"  {t.name:16} {s.name:13} #{rep + 1}: {tag}", flush=True)
             except RuntimeError as e:
                 for s in group:
@@ -346,8 +404,9 @@ def bench_target(
                     entry = next(e2 for e2 in out if e2["scenario"] == s.name)
                     entry["runs"].append({"ok": False, "error": str(e)})
                 print(f"  {t.name:16} server error: {e}", flush=True)
-    return [{"target": e["target"], "scenario": e["scenario"], **median_result(e["runs"])}
-            for e in out]  # fmt: skip
+    return [
+        {"target": e["target"], "scenario": e["scenario"], **median_result(e["runs"])} for e in out
+    ]
 
 
 # ------------------------------------------------------------- reporting
@@ -363,13 +422,25 @@ def get(results: list[dict[str, Any]], target: str, scenario: str) -> dict[str, 
 GOALS = [
     ("echo 50x1 >= 0.8x raw WS echo", "starlette-raw", "echo-50x1", "throughput", 0.8, "ratio"),
     ("echo 50x10 >= 0.8x raw WS echo", "starlette-raw", "echo-50x10", "throughput", 0.8, "ratio"),
-    ("fan-out 1000 >= 0.85x raw WS broadcast", "starlette-raw", "fanout-1000", "throughput", 0.85,
-     "ratio"),
-    ("polling echo >= 2x python-socketio", "python-socketio", "polling-50", "throughput", 2.0,
-     "ratio"),
+    (
+        "fan-out 1000 >= 0.85x raw WS broadcast",
+        "starlette-raw",
+        "fanout-1000",
+        "throughput",
+        0.85,
+        "ratio",
+    ),
+    (
+        "polling echo >= 2x python-socketio",
+        "python-socketio",
+        "polling-50",
+        "throughput",
+        2.0,
+        "ratio",
+    ),
     ("connections/s >= 0.9x raw", "starlette-raw", "connect-2000", "throughput", 0.9, "ratio"),
     ("KiB per idle conn <= raw + 10", "starlette-raw", "connect-2000", "kib_per_conn", 10.0, "kib"),
-]  # fmt: skip
+]
 
 
 def compute_goals(results: list[dict[str, Any]], ours: str = "realtime") -> list[dict[str, Any]]:
@@ -384,8 +455,12 @@ def compute_goals(results: list[dict[str, Any]], ours: str = "realtime") -> list
             g.update(value=v, status="PASS" if v is not None and v >= thr else "FAIL")
         else:
             v = a[metric] - b[metric]
-            g.update(value=v, ours_value=a[metric], ref_value=b[metric],
-                     status="PASS" if v <= thr else "FAIL")  # fmt: skip
+            g.update(
+                value=v,
+                ours_value=a[metric],
+                ref_value=b[metric],
+                status="PASS" if v <= thr else "FAIL",
+            )
         goals.append(g)
     return goals
 
@@ -404,8 +479,14 @@ def compute_ratios(results: list[dict[str, Any]], scens: list[Scenario]) -> list
         for s in scens:
             ra, rb = get(results, a, s.name), get(results, b, s.name)
             if ra and rb and rb["throughput"]:
-                rows.append({"a": a, "b": b, "scenario": s.name,
-                             "ratio": ra["throughput"] / rb["throughput"]})  # fmt: skip
+                rows.append(
+                    {
+                        "a": a,
+                        "b": b,
+                        "scenario": s.name,
+                        "ratio": ra["throughput"] / rb["throughput"],
+                    }
+                )
     return rows
 
 
@@ -416,16 +497,36 @@ def fmt_num(v: float | None, digits: int = 0) -> str:
 
 
 def table(results: list[dict[str, Any]], scens: list[Scenario]) -> str:
-    head = ("scenario", "target", "throughput", "unit", "p50 ms", "p99 ms", "loader CPU",
-            "server CPU", "note")  # fmt: skip
+    head = (
+        "scenario",
+        "target",
+        "throughput",
+        "unit",
+        "p50 ms",
+        "p99 ms",
+        "loader CPU",
+        "server CPU",
+        "note",
+    )
     rows = []
     for s in scens:
         for r in results:
             if r["scenario"] != s.name:
                 continue
             if not r.get("ok"):
-                rows.append((s.name, r["target"], "-", "", "", "", "", "", "ERROR: "
-                             + str(r.get("error", ""))[:60]))  # fmt: skip
+                rows.append(
+                    (
+                        s.name,
+                        r["target"],
+                        "-",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "ERROR: " + str(r.get("error", ""))[:60],
+                    )
+                )
                 continue
             notes = []
             if r.get("loader_cpu") is not None and r["loader_cpu"] > LOADER_SATURATED:
@@ -438,13 +539,19 @@ def table(results: list[dict[str, Any]], scens: list[Scenario]) -> str:
                 notes.append(f"{r['round_timeouts']} round timeouts")
             if r.get("http_errors"):
                 notes.append(f"{r['http_errors']} http errors")
-            rows.append((
-                s.name, r["target"], fmt_num(r["throughput"]), r["unit"],
-                fmt_num(r.get("p50_ms"), 2), fmt_num(r.get("p99_ms"), 2),
-                f"{100 * r['loader_cpu']:.0f}%" if r.get("loader_cpu") is not None else "-",
-                f"{100 * r['server_cpu']:.0f}%" if r.get("server_cpu") is not None else "-",
-                ", ".join(notes),
-            ))  # fmt: skip
+            rows.append(
+                (
+                    s.name,
+                    r["target"],
+                    fmt_num(r["throughput"]),
+                    r["unit"],
+                    fmt_num(r.get("p50_ms"), 2),
+                    fmt_num(r.get("p99_ms"), 2),
+                    f"{100 * r['loader_cpu']:.0f}%" if r.get("loader_cpu") is not None else "-",
+                    f"{100 * r['server_cpu']:.0f}%" if r.get("server_cpu") is not None else "-",
+                    ", ".join(notes),
+                )
+            )
     return render(head, rows)
 
 
@@ -453,13 +560,22 @@ def render(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     right = {2, 4, 5, 6, 7}
 
     def line(cells: tuple[str, ...]) -> str:
-        return "| " + " | ".join(
-            str(c).rjust(w) if i in right else str(c).ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=False))
-        ) + " |"
+        return (
+            "| "
+            + " | ".join(
+                str(c).rjust(w) if i in right else str(c).ljust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=False))
+            )
+            + " |"
+        )
 
-    sep = "|" + "|".join(("-" * (w + 1) + ":") if i in right else ("-" * (w + 2))
-                         for i, w in enumerate(widths)) + "|"  # fmt: skip
+    sep = (
+        "|"
+        + "|".join(
+            ("-" * (w + 1) + ":") if i in right else ("-" * (w + 2)) for i, w in enumerate(widths)
+        )
+        + "|"
+    )
     return "\n".join([line(head), sep, *(line(r) for r in rows)])
 
 
@@ -481,8 +597,9 @@ def ratios_table(ratios: list[dict[str, Any]]) -> str:
     return render(("ratio (throughput)", "scenario", "value"), rows)
 
 
-def chart(results: list[dict[str, Any]], scens: list[Scenario], targets: list[str],
-          path: Path, title: str) -> None:  # fmt: skip
+def chart(
+    results: list[dict[str, Any]], scens: list[Scenario], targets: list[str], path: Path, title: str
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -514,9 +631,14 @@ def chart(results: list[dict[str, Any]], scens: list[Scenario], targets: list[st
             ax.set_ylim(0, max(vals) * 1.15)
         for b, p in zip(bars, p99, strict=False):
             if p is not None:
-                ax.annotate(f"p99 {p:.1f}ms", (b.get_x() + b.get_width() / 2, b.get_height()),
-                            ha="center", va="bottom", fontsize=7)  # fmt: skip
-    for ax in list(axes.flat)[len(panels):]:
+                ax.annotate(
+                    f"p99 {p:.1f}ms",
+                    (b.get_x() + b.get_width() / 2, b.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
@@ -526,17 +648,26 @@ def chart(results: list[dict[str, Any]], scens: list[Scenario], targets: list[st
 
 # ------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="short windows, one run (default)")
     mode.add_argument("--full", action="store_true", help="longer windows, repeated runs")
     p.add_argument("--repeats", type=int, help="runs per scenario (default 1 quick, 3 full)")
-    p.add_argument("--targets", help="comma-separated subset of: " + ", ".join(t.name for t in TARGETS))
+    p.add_argument(
+        "--targets", help="comma-separated subset of: " + ", ".join(t.name for t in TARGETS)
+    )
     p.add_argument("--scenarios", help="comma-separated subset of scenario names")
     p.add_argument("--ws", default="websockets-sansio", help="uvicorn --ws implementation")
-    p.add_argument("--client", default="fast", choices=("fast", "ws"),
-                   help="loader WebSocket client: built-in minimal client or the ws package")
+    p.add_argument(
+        "--client",
+        default="fast",
+        choices=("fast", "ws"),
+        help="loader WebSocket client: built-in minimal client or the ws package",
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin server / loader to CPUs")
     p.add_argument("--out", default=str(RESULTS / "latest.json"), help="JSON output path")
     args = p.parse_args(argv)
@@ -570,10 +701,14 @@ def main(argv: list[str] | None = None) -> int:
     log.write_bytes(b"")
     opts = list(UVICORN_OPTIONS)
     opts[opts.index("--ws") + 1] = args.ws
-    print(f"mode={'full' if full else 'quick'} repeats={repeats} pinning="
-          f"{'server CPU 0 / loader CPU 1' if pin else 'off'}")  # fmt: skip
-    print(f"machine: {info['nproc']} x {info['cpu_model']}, python {info['python']}, "
-          f"node {info['node']}")  # fmt: skip
+    print(
+        f"mode={'full' if full else 'quick'} repeats={repeats} pinning="
+        f"{'server CPU 0 / loader CPU 1' if pin else 'off'}"
+    )
+    print(
+        f"machine: {info['nproc']} x {info['cpu_model']}, python {info['python']}, "
+        f"node {info['node']}"
+    )
     print("uvicorn " + " ".join(opts))
 
     results: list[dict[str, Any]] = []
@@ -601,8 +736,11 @@ def main(argv: list[str] | None = None) -> int:
     print(goals_table(goals))
     if "realtime" in skipped:
         print(f"\n(realtime target unavailable: {skipped['realtime']})")
-    saturated = [f"{r['target']}/{r['scenario']}" for r in results
-                 if r.get("ok") and r.get("loader_cpu", 0) > LOADER_SATURATED]  # fmt: skip
+    saturated = [
+        f"{r['target']}/{r['scenario']}"
+        for r in results
+        if r.get("ok") and r.get("loader_cpu", 0) > LOADER_SATURATED
+    ]
     if saturated:
         print("\nLoader saturated (>90% of its core) in: " + ", ".join(saturated))
     print(f"\nelapsed {elapsed:.0f}s")
@@ -625,8 +763,13 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.write_text(json.dumps(doc, indent=1) + "\n")
     png = out.with_suffix(".png")
-    chart(results, scens, ran, png,
-          f"realtime benchmarks ({doc['mode']}): {info['nproc']} x {info['cpu_model']}")  # fmt: skip
+    chart(
+        results,
+        scens,
+        ran,
+        png,
+        f"realtime benchmarks ({doc['mode']}): {info['nproc']} x {info['cpu_model']}",
+    )
     print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} and {png.name}")
     return 0
 

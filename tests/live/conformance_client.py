@@ -140,6 +140,8 @@ async def ws_refused(url: str) -> None:
     conn = Conn(ws)
     try:
         received = await conn.wait_closed()
+    except TimeoutError:
+        pytest.fail(f"the server accepted the WebSocket and kept it open for {STEP} s")
     finally:
         await conn.close()
     assert received == [], f"expected the connection to be refused, got {received!r}"

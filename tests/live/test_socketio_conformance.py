@@ -139,19 +139,10 @@ class TestEngineioCloseWebSocket:
         await websocket_forceful_close(base_url, PATH)
 
 
-async def complete_upgrade(conn: Conn) -> None:
-    """Probe, then upgrade; return once the server has surely processed the upgrade.
-
-    The suite sends "2probe" and "5" back to back and goes on at once, so whether
-    its next request lands before or after the server handled "5" is left to
-    timing. Here, as a real client does, "5" follows the "3probe" answer, and a
-    Socket.IO connect round trip on the WebSocket proves "5" was processed.
-    """
+async def probe_and_upgrade(conn: Conn) -> None:
+    """Send "2probe" and "5" back to back, as the suite does."""
     await conn.send("2probe")
-    assert await conn.recv() == "3probe"
     await conn.send("5")
-    await conn.send("40")
-    check_connect(await conn.recv(skip_pings=True), "40")
 
 
 class TestEngineioUpgrade:
@@ -173,7 +164,16 @@ class TestEngineioUpgrade:
             sid = await init_polling_session(client, PATH)
             url = ws_url(base_url, PATH, f"EIO=4&transport=websocket&sid={sid}")
             async with open_ws(url) as conn:
-                await complete_upgrade(conn)
+                await probe_and_upgrade(conn)
+                # The suite polls right after sending "5", so whether the GET lands
+                # before or after the server handled "5" (a GET during the upgrade
+                # gets a "6" noop) is left to timing across two connections. A
+                # Socket.IO connect round trip on the WebSocket (after the "3probe"
+                # answer, which the suite never reads) proves "5" was handled.
+                await conn.send("40")
+                assert await conn.recv() == "3probe"
+                check_connect(await conn.recv(skip_pings=True), "40")
+
                 poll = await client.get(session_url(sid))
                 assert poll.status_code == 400
 
@@ -184,8 +184,30 @@ class TestEngineioUpgrade:
             sid = await init_polling_session(client, PATH)
             url = ws_url(base_url, PATH, f"EIO=4&transport=websocket&sid={sid}")
             async with open_ws(url) as conn:
-                await complete_upgrade(conn)
+                await probe_and_upgrade(conn)
+                # refused whether it arrives during or after the upgrade
                 await ws_refused(url)
+
+    async def test_should_ignore_websocket_connection_with_same_sid_during_upgrade(
+        self, base_url: str
+    ) -> None:
+        """Not a suite case: the one above, with the second WebSocket surely mid-upgrade.
+
+        The suite's second WebSocket usually arrives before the server has handled
+        "2probe" and "5"; this pins that moment down: the first WebSocket is open
+        but has not probed yet.
+        """
+        async with http_client(base_url) as client:
+            sid = await init_polling_session(client, PATH)
+            url = ws_url(base_url, PATH, f"EIO=4&transport=websocket&sid={sid}")
+            async with open_ws(url) as conn:
+                await ws_refused(url)
+
+                await conn.send("2probe")
+                assert await conn.recv() == "3probe"
+                await conn.send("5")
+                await conn.send("40")
+                check_connect(await conn.recv(skip_pings=True), "40")
 
 
 # --- Socket.IO protocol ---------------------------------------------------------------

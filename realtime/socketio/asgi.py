@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
-from starlette.responses import FileResponse, PlainTextResponse
+from starlette.datastructures import Headers
+from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -51,14 +52,22 @@ class SocketIOApp:
 
     async def _client_file(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
         file = STATIC / name
-        if not file.is_file():
-            response: PlainTextResponse | FileResponse = PlainTextResponse(
-                "Not Found", status_code=404
-            )
+        response: Response
+        try:
+            stat = file.stat()
+        except OSError:
+            response = PlainTextResponse("Not Found", status_code=404)
         else:
-            response = FileResponse(
-                file, media_type=CLIENT_FILES[name], headers={"cache-control": CACHE_CONTROL}
-            )
+            headers = {
+                "cache-control": CACHE_CONTROL,
+                "etag": f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"',
+            }
+            if headers["etag"] in Headers(scope=scope).get("if-none-match", ""):
+                response = Response(status_code=304, headers=headers)
+            else:
+                response = FileResponse(
+                    file, media_type=CLIENT_FILES[name], headers=headers, stat_result=stat
+                )
         await response(scope, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -49,9 +49,9 @@ async def connected_client(
     return client, received
 
 
-async def until(condition: Any, timeout: float = 3) -> None:
-    with anyio.fail_after(timeout):
-        while not condition():
+async def until(condition: Any, limit: float = 3) -> None:
+    with anyio.fail_after(limit):
+        while not condition():  # noqa: ASYNC110 - the state changes in the client's callbacks
             await anyio.sleep(0.01)
 
 

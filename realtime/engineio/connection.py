@@ -64,6 +64,7 @@ class EngineSession:
         "config",
         "poll_pending",
         "post_active",
+        "probing",
         "release_poll",
         "request",
         "state",
@@ -88,6 +89,8 @@ class EngineSession:
         self.poll_pending = False
         #: A POST is being read and dispatched (spec: at most one at a time).
         self.post_active = False
+        #: A WebSocket is open to upgrade this session (spec: at most one).
+        self.probing = False
         #: Set by a probe: the GET pending at that moment is answered with NOOP.
         self.release_poll = False
         #: WebSocket close code sent when the session ends (1009 for an oversized message).

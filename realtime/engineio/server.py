@@ -286,7 +286,7 @@ class EngineServer:
             if session is None:
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            if session.transport != "polling" or session.closed or session.state.upgrading:
+            if session.transport != "polling" or session.closed or session.probing:
                 # Spec: at most one WebSocket per session. Like the reference
                 # server, complete the handshake and close at once.
                 await send({"type": "websocket.accept"})

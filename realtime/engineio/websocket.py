@@ -121,6 +121,16 @@ async def run_upgrade(
     session: EngineSession, handler: EngineHandler, receive: Receive, send: Send
 ) -> None:
     """Probe a polling session's new WebSocket, then move the session onto it."""
+    session.probing = True
+    try:
+        await _upgrade(session, handler, receive, send)
+    finally:
+        session.probing = False
+
+
+async def _upgrade(
+    session: EngineSession, handler: EngineHandler, receive: Receive, send: Send
+) -> None:
     await send({"type": "websocket.accept"})
     upgraded = False
     message: Message = {"type": "websocket.timeout"}

@@ -47,6 +47,7 @@ async def _wait_for_packets(
 ) -> str | EngineRequestError | None:
     """Block until there is something to answer; ``None`` if the client went away."""
     gone = False
+    hold_until: float | None = None
 
     async def watch_disconnect() -> None:
         nonlocal gone
@@ -82,9 +83,13 @@ async def _wait_for_packets(
                     # this is rare) is held briefly, as the reference server's
                     # fast-upgrade check does, then released with NOOP; if the
                     # upgrade completes first it is refused like any later GET.
-                    with anyio.move_on_after(UPGRADE_HOLD):
+                    # The hold is measured once: packets queued meanwhile wake
+                    # this loop but must not extend it.
+                    if hold_until is None:
+                        hold_until = anyio.current_time() + UPGRADE_HOLD
+                    with anyio.move_on_at(hold_until) as hold:
                         await wakeup.wait()
-                    if state.upgrading and not wakeup.is_set():
+                    if state.upgrading and hold.cancelled_caught:
                         return NOOP.polling
                     continue
                 if state.outbox:

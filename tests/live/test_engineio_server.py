@@ -1,0 +1,255 @@
+"""The Engine.IO server, live: real sockets, both transports, both event loops.
+
+Every test runs twice: against uvicorn (asyncio) and against hypercorn's trio
+worker, so the engine itself is proven on both loops. The client side is httpx
+for long-polling and the ``websockets`` asyncio client for WebSocket.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import anyio
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.live.engine_servers import (
+    SERVERS,
+    STEP,
+    EngineFactory,
+    Recorder,
+    error_of,
+    get,
+    handshake,
+    http,
+    messages_of,
+    post,
+    query,
+    wait_until,
+    ws_connect,
+    ws_open,
+    ws_recv,
+)
+
+pytestmark = [pytest.mark.live, pytest.mark.anyio, pytest.mark.timeout(10)]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    # The client side: the websockets client needs asyncio. The server side is
+    # parametrized below (uvicorn on asyncio, hypercorn on trio).
+    return "asyncio"
+
+
+@pytest.fixture(params=SERVERS)
+def start(request: pytest.FixtureRequest) -> Iterator[EngineFactory]:
+    factory = EngineFactory(str(request.param))
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+async def closes(ws: object) -> int | None:
+    """Read until the server closes the WebSocket; return the close code."""
+    from websockets.asyncio.client import ClientConnection
+
+    assert isinstance(ws, ClientConnection)
+    with anyio.fail_after(STEP):
+        try:
+            while True:
+                await ws.recv()
+        except ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd else None
+
+
+# -- handshake ------------------------------------------------------------------
+
+
+class TestHandshake:
+    async def test_polling(self, start: EngineFactory) -> None:
+        engine = start(ping_interval=1.5, ping_timeout=0.5, max_payload=1234)
+        async with http(engine) as client:
+            r = await client.get(query())
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/plain")
+            assert r.text[0] == "0"
+            info = json.loads(r.text[1:])
+            assert info == {
+                "sid": info["sid"],
+                "upgrades": ["websocket"],
+                "pingInterval": 1500,
+                "pingTimeout": 500,
+                "maxPayload": 1234,
+            }
+            sid = info["sid"]
+            await wait_until(lambda: sid in engine.recorder.connected)
+            assert (await post(client, sid, "4hi")).text == "ok"
+            assert (await get(client, sid)).text == "4hi"
+
+    async def test_websocket(self, start: EngineFactory) -> None:
+        engine = start(ping_interval=1.5, ping_timeout=0.5, max_payload=1234)
+        async with ws_connect(engine) as ws:
+            info = await ws_open(ws)
+            assert info == {
+                "sid": info["sid"],
+                "upgrades": [],
+                "pingInterval": 1500,
+                "pingTimeout": 500,
+                "maxPayload": 1234,
+            }
+            await ws.send("4hello")
+            assert await ws_recv(ws) == "4hello"
+            await ws.send(b"\x00\x01\xff")
+            assert await ws_recv(ws) == b"\x00\x01\xff"
+            assert engine.recorder.messages[info["sid"]] == ["hello", b"\x00\x01\xff"]
+
+    async def test_polling_binary_is_base64(self, start: EngineFactory) -> None:
+        engine = start()
+        async with http(engine) as client:
+            sid, _ = await handshake(client)
+            assert (await post(client, sid, "bAQIDBA==")).text == "ok"
+            assert (await get(client, sid)).text == "bAQIDBA=="
+            assert engine.recorder.messages[sid] == [b"\x01\x02\x03\x04"]
+
+    async def test_websocket_only_refuses_polling(self, start: EngineFactory) -> None:
+        engine = start(transports=("websocket",))
+        async with http(engine) as client:
+            assert error_of(await client.get(query())) == (400, 0, "Transport unknown")
+        async with ws_connect(engine) as ws:
+            assert (await ws_open(ws))["upgrades"] == []
+
+
+# -- upgrade --------------------------------------------------------------------
+
+
+class TestUpgrade:
+    async def test_packets_in_flight_both_ways(self, start: EngineFactory) -> None:
+        """Every message crosses the polling -> WebSocket switch exactly once, in order.
+
+        The server streams ``m0, m1, ...`` the whole time; the client keeps
+        polling and posting ``c0, c1, ...`` until the probe succeeds, then
+        finishes the upgrade as a real client does (pause polling, let the
+        pending GET and POST come back, send ``5``) and carries on over the
+        WebSocket.
+        """
+        recorder = Recorder()
+        recorder.echo = False
+        engine = start(recorder)
+        polled: list[str] = []
+        posted = 0
+        pausing = anyio.Event()
+        poll_done = anyio.Event()
+        post_done = anyio.Event()
+
+        async with http(engine) as client:
+            sid, _ = await handshake(client)
+            assert (await post(client, sid, "4cmd:stream")).text == "ok"
+
+            async def poll() -> None:
+                while not pausing.is_set():
+                    r = await get(client, sid)
+                    assert r.status_code == 200, r.text
+                    polled.extend(messages_of(r.text))
+                poll_done.set()
+
+            async def send() -> None:
+                nonlocal posted
+                while not pausing.is_set():
+                    assert (await post(client, sid, f"4c{posted}")).text == "ok"
+                    posted += 1
+                post_done.set()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(poll)
+                tg.start_soon(send)
+                # Upgrade in the middle of the traffic.
+                await wait_until(lambda: len(polled) >= 20 and posted >= 20)
+                async with ws_connect(engine, sid) as ws:
+                    await ws.send("2probe")
+                    assert await ws_recv(ws) == "3probe"
+                    # Pause polling: the pending GET comes back (NOOP) and the
+                    # POST under way completes; only then is the upgrade sent.
+                    pausing.set()
+                    with anyio.fail_after(STEP):
+                        await poll_done.wait()
+                        await post_done.wait()
+                    sent_on_polling = posted
+                    received_on_polling = len(polled)
+                    await ws.send("5")
+                    for i in range(posted, posted + 20):
+                        await ws.send(f"4c{i}")
+                    posted += 20
+                    await ws.send("4cmd:stop")
+                    streamed: list[str] = []
+                    while not streamed or streamed[-1] != "end":
+                        frame = await ws_recv(ws)
+                        assert isinstance(frame, str)
+                        if frame.startswith("4"):
+                            streamed.append(frame[1:])
+                        else:
+                            assert frame == "2", frame  # only a heartbeat may interleave
+                    assert engine.session(sid).transport == "websocket"
+
+        # Server -> client: nothing lost, nothing twice, order kept across the switch.
+        assert received_on_polling >= 20
+        assert len(streamed) > 1  # some of the stream came over the WebSocket
+        everything = polled + streamed
+        assert everything == [f"m{i}" for i in range(len(everything) - 1)] + ["end"]
+        # Client -> server: likewise.
+        assert sent_on_polling >= 20
+        assert recorder.messages[sid] == [f"c{i}" for i in range(posted)]
+        await wait_until(lambda: recorder.reasons.get(sid) == "transport close")
+
+    async def test_get_during_upgrade_is_released_while_packets_keep_coming(
+        self, start: EngineFactory
+    ) -> None:
+        """A GET sent between ``2probe`` and ``5`` gets a NOOP even as the server
+        keeps queueing packets (they wait for the WebSocket, in order)."""
+        recorder = Recorder()
+        recorder.echo = False
+        engine = start(recorder)
+        async with http(engine) as client:
+            sid, _ = await handshake(client)
+            assert (await post(client, sid, "4cmd:stream")).text == "ok"
+            async with ws_connect(engine, sid) as ws:
+                await ws.send("2probe")
+                assert await ws_recv(ws) == "3probe"
+                r = await get(client, sid)
+                assert r.status_code == 200
+                assert r.text == "6"
+                assert (await post(client, sid, "4during")).text == "ok"
+                await ws.send("5")
+                await ws.send("4cmd:stop")
+                streamed: list[str] = []
+                while not streamed or streamed[-1] != "end":
+                    frame = await ws_recv(ws)
+                    assert isinstance(frame, str)
+                    if frame.startswith("4"):
+                        streamed.append(frame[1:])
+        assert streamed == [f"m{i}" for i in range(len(streamed) - 1)] + ["end"]
+        assert recorder.messages[sid] == ["during"]
+
+    async def test_probe_with_wrong_sid_is_refused(self, start: EngineFactory) -> None:
+        engine = start()
+        with pytest.raises(InvalidStatus) as info:
+            async with ws_connect(engine, "no-such-sid"):
+                pass
+        assert info.value.response.status_code == 403
+
+    async def test_second_websocket_is_closed(self, start: EngineFactory) -> None:
+        engine = start()
+        async with http(engine) as client:
+            sid, _ = await handshake(client)
+            async with ws_connect(engine, sid) as ws:
+                await ws.send("2probe")
+                assert await ws_recv(ws) == "3probe"
+                await ws.send("5")
+                await wait_until(lambda: engine.session(sid).transport == "websocket")
+                async with ws_connect(engine, sid) as second:
+                    assert await closes(second) == 1008
+                # The upgraded session is unaffected; polling it is refused.
+                await ws.send("4still")
+                assert await ws_recv(ws) == "4still"
+                assert error_of(await get(client, sid)) == (400, 3, "Bad request")

@@ -16,6 +16,7 @@ from realtime.exceptions import (
     SocketIOPacketError,
 )
 from realtime.socketio import (
+    NO_ACK,
     BroadcastOperator,
     DecoderLimits,
     DisconnectReason,
@@ -27,6 +28,7 @@ from realtime.socketio import (
 )
 
 __all__ = [
+    "NO_ACK",
     "AckTimeoutError",
     "Adapter",
     "BroadcastOperator",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 #: An event handler: ``(socket, *args)`` for namespace handlers, ``(*args)`` for
 #: handlers registered on one socket. Plain functions and coroutine functions both work.
@@ -12,6 +12,18 @@ Handler: TypeAlias = Callable[..., Any]
 
 #: Connect middleware: ``(socket) -> None``; raise ConnectionRefusedError to refuse.
 Middleware: TypeAlias = Callable[..., Awaitable[None] | None]
+
+
+class _NoAck:
+    """Return this from a handler to leave the event unacknowledged (the client's timeout fires)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_ACK"
+
+
+NO_ACK: Final = _NoAck()
 
 
 async def call(handler: Callable[..., Any], *args: Any) -> Any:

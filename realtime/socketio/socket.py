@@ -15,7 +15,7 @@ from realtime.adapters.base import AckCallback, BroadcastOptions, SocketId, enco
 from realtime.engineio import OutPacket
 from realtime.exceptions import AckTimeoutError, SessionClosedError
 from realtime.socketio.broadcast import BroadcastOperator, Rooms, check_event, room_set
-from realtime.socketio.handlers import Handler, ack_args, ack_value, call
+from realtime.socketio.handlers import NO_ACK, Handler, ack_args, ack_value, call
 from realtime.socketio.packets import Packet, PacketType
 from realtime.socketio.reasons import DisconnectReason
 
@@ -55,7 +55,8 @@ class Socket:
 
     Handlers registered with :meth:`on` apply to this socket only and take the
     event arguments; they take precedence over the namespace's handlers, which
-    get the socket first. A handler's return value is the acknowledgement.
+    get the socket first. A handler's return value is the acknowledgement
+    (return :data:`NO_ACK` to send none).
     """
 
     def __init__(self, namespace: Namespace, connection: Connection, auth: dict[str, Any]) -> None:
@@ -262,7 +263,7 @@ class Socket:
                 logger.debug("no handler for %r in %s", event, self.namespace.name)
                 return
             ok, result = await self._guarded_result(event, handler, self, *args)
-        if ok and packet.id is not None:
+        if ok and packet.id is not None and result is not NO_ACK:
             ack = Packet(PacketType.ACK, self.namespace.name, ack_args(result), packet.id)
             self._send(ack)
 

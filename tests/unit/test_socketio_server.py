@@ -488,3 +488,13 @@ async def test_decoder_limits_are_configurable() -> None:
         await p.join()
         await p.send('52-["x",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]')
         assert p.fake.close_reason is CloseReason.PARSE_ERROR
+
+
+async def test_no_ack_leaves_the_event_unacknowledged(sio: Server) -> None:
+    from realtime import NO_ACK
+
+    sio.on("maybe", lambda socket, n: n if n > 1 else NO_ACK)
+    p = await peer(sio)
+    await p.join()
+    await p.send('21["maybe",1]', '22["maybe",2]')
+    assert p.take() == ["32[2]"]

@@ -162,3 +162,24 @@ async def test_server_shutdown_disconnects_clients_with_its_reason() -> None:
         await until(lambda: len(sio.main.sockets) == 1)
     await until(lambda: not client.connected)
     assert reasons == ["server shutting down"]
+
+
+async def test_malformed_packet_closes_the_client_with_parse_error() -> None:
+    import websockets
+
+    sio = Server()
+    reasons: list[str] = []
+    sio.on("disconnect", lambda socket, reason: reasons.append(reason))
+    sio.on("x", lambda socket, value: value)
+    with serve(sio.asgi_app()) as base:
+        ws_url = base.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+        async with websockets.connect(ws_url) as ws:
+            await ws.recv()  # Engine.IO open
+            await ws.send("40")
+            assert str(await ws.recv()).startswith('40{"sid":')
+            await ws.send('421["x",NaN]')
+            received = [message async for message in ws]  # until the server closes
+            assert set(received) <= {"2"}  # nothing but pings: no ack for the bad packet
+            assert ws.close_code == 1000
+        await until(lambda: bool(reasons))
+    assert reasons == ["parse error"]

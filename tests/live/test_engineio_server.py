@@ -8,13 +8,15 @@ for long-polling and the ``websockets`` asyncio client for WebSocket.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import anyio
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.live.engine_servers import (
+    SEP,
     SERVERS,
     STEP,
     EngineFactory,
@@ -253,3 +255,234 @@ class TestUpgrade:
                 await ws.send("4still")
                 assert await ws_recv(ws) == "4still"
                 assert error_of(await get(client, sid)) == (400, 3, "Bad request")
+
+
+# -- heartbeat --------------------------------------------------------------------
+
+FAST = {"ping_interval": 0.2, "ping_timeout": 0.2}
+
+
+class TestHeartbeat:
+    async def test_polling_pongs_keep_it_alive_then_timeout(self, start: EngineFactory) -> None:
+        engine = start(**FAST)
+        async with http(engine) as client:
+            sid, _ = await handshake(client)
+            for _ in range(3):
+                assert (await get(client, sid)).text == "2"
+                assert (await post(client, sid, "3")).text == "ok"
+            assert (await get(client, sid)).text == "2"
+            # No pong: the next GET is answered with CLOSE when the timeout hits.
+            assert (await get(client, sid)).text == "1"
+            await wait_until(lambda: engine.recorder.reasons.get(sid) == "ping timeout")
+            assert error_of(await get(client, sid)) == (400, 1, "Session ID unknown")
+
+    async def test_polling_timeout_without_any_get(self, start: EngineFactory) -> None:
+        engine = start(**FAST)
+        async with http(engine) as client:
+            sid, _ = await handshake(client)
+            await wait_until(lambda: engine.recorder.reasons.get(sid) == "ping timeout")
+            assert error_of(await post(client, sid, "4late")) == (400, 1, "Session ID unknown")
+
+    async def test_websocket_pongs_keep_it_alive_then_timeout(self, start: EngineFactory) -> None:
+        engine = start(**FAST)
+        async with ws_connect(engine) as ws:
+            sid = (await ws_open(ws))["sid"]
+            for _ in range(3):
+                assert await ws_recv(ws) == "2"
+                await ws.send("3")
+            assert await ws_recv(ws) == "2"
+            await closes(ws)
+        await wait_until(lambda: engine.recorder.reasons.get(sid) == "ping timeout")
+
+    async def test_upgraded_session_keeps_its_heartbeat(self, start: EngineFactory) -> None:
+        engine = start(**FAST)
+        async with http(engine) as client, ws_connect(engine, (await handshake(client))[0]) as ws:
+            sid = next(iter(engine.app.sessions))
+            await ws.send("2probe")
+            assert await ws_recv(ws) == "3probe"
+            await ws.send("5")
+            for _ in range(2):
+                assert await ws_recv(ws) == "2"
+                await ws.send("3")
+            assert await ws_recv(ws) == "2"
+            await closes(ws)
+        await wait_until(lambda: engine.recorder.reasons.get(sid) == "ping timeout")
+
+
+# -- errors -----------------------------------------------------------------------
+
+
+class TestErrorCodes:
+    async def test_0_unknown_transport(self, start: EngineFactory) -> None:
+        engine = start()
+        async with http(engine) as client:
+            for qs in ("?EIO=4&transport=flash", "?EIO=4", "?transport=&EIO=4"):
+                assert error_of(await client.get(qs)) == (400, 0, "Transport unknown")
+
+    async def test_1_unknown_sid(self, start: EngineFactory) -> None:
+        engine = start()
+        async with http(engine) as client:
+            assert error_of(await get(client, "nope")) == (400, 1, "Session ID unknown")
+            assert error_of(await post(client, "nope", "4x")) == (400, 1, "Session ID unknown")
+
+    async def test_2_bad_handshake_method(self, start: EngineFactory) -> None:
+        engine = start()
+        async with http(engine) as client:
+            r = await client.post(query(), content="4x")
+            assert error_of(r) == (400, 2, "Bad handshake method")
+            assert not engine.app.sessions
+
+    async def test_3_bad_request(self, start: EngineFactory) -> None:
+        engine = start()
+        async with http(engine) as client:
+            # The WebSocket transport asked for over plain HTTP.
+            r = await client.get("?EIO=4&transport=websocket")
+            assert error_of(r) == (400, 3, "Bad request")
+            sid, _ = await handshake(client)
+            r = await client.put(query(sid), content="4x")
+            assert error_of(r) == (400, 3, "Bad request")
+
+    async def test_4_forbidden_by_allow_request(self, start: EngineFactory) -> None:
+        from starlette.requests import HTTPConnection
+
+        from realtime.exceptions import EngineRequestError
+
+        async def allow_request(conn: HTTPConnection) -> None:
+            if conn.headers.get("x-token") != "secret":
+                raise EngineRequestError(4, "Not allowed", status=403)
+
+        engine = start(allow_request=allow_request)
+        async with http(engine) as client:
+            assert error_of(await client.get(query())) == (403, 4, "Not allowed")
+            assert not engine.app.sessions
+            sid, _ = await handshake(client, **{"x-token": "secret"})
+            # The hook guards handshakes, not the session's later requests.
+            assert (await post(client, sid, "4x")).text == "ok"
+        with pytest.raises(InvalidStatus) as info:
+            async with ws_connect(engine):
+                pass
+        assert info.value.response.status_code == 403
+        async with ws_connect(engine, additional_headers={"x-token": "secret"}) as ws:
+            await ws_open(ws)
+
+    async def test_4_forbidden_foreign_origin(self, start: EngineFactory) -> None:
+        engine = start()
+        async with http(engine) as client:
+            r = await client.get(query(), headers={"origin": "https://evil.example"})
+            assert error_of(r) == (403, 4, "Forbidden")
+            assert "access-control-allow-origin" not in r.headers
+            assert not engine.app.sessions
+
+    async def test_5_unsupported_protocol_version(self, start: EngineFactory) -> None:
+        engine = start()
+        async with http(engine) as client:
+            for qs in ("?EIO=3&transport=polling", "?transport=polling", "?EIO=&transport=polling"):
+                r = await client.get(qs)
+                assert error_of(r) == (400, 5, "Unsupported protocol version")
+
+    @pytest.mark.parametrize(
+        "qs",
+        ["?EIO=4&transport=polling", "?EIO=3&transport=websocket", "?EIO=4&transport=flash", ""],
+    )
+    async def test_websocket_with_bad_query_is_refused(self, start: EngineFactory, qs: str) -> None:
+        from websockets.asyncio.client import connect
+
+        engine = start()
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(engine.ws_url + qs, open_timeout=STEP):
+                pass
+        assert info.value.response.status_code == 403
+
+    async def test_other_paths_are_404(self, start: EngineFactory) -> None:
+        engine = start()
+        async with httpx.AsyncClient(base_url=engine.url, timeout=STEP) as client:
+            assert (await client.get("/other/?EIO=4&transport=polling")).status_code == 404
+
+
+# -- limits -----------------------------------------------------------------------
+
+
+class TestMaxPayload:
+    async def test_polling_at_the_limit_and_over(self, start: EngineFactory) -> None:
+        engine = start(max_payload=1000)
+        async with http(engine) as client:
+            sid, _ = await handshake(client)
+            at_limit = "4" + "x" * 499 + SEP + "4" + "é" * 249  # 500 + 1 + 1 + 498 bytes
+            assert len(at_limit.encode()) == 1000
+            assert (await post(client, sid, at_limit)).text == "ok"
+            assert (await get(client, sid)).text == at_limit
+            r = await post(client, sid, "4" + "x" * 1000)
+            assert error_of(r) == (413, 3, "Payload too large")
+            await wait_until(lambda: engine.recorder.reasons.get(sid) == "transport error")
+            assert error_of(await get(client, sid)) == (400, 1, "Session ID unknown")
+            assert engine.recorder.messages[sid] == ["x" * 499, "é" * 249]
+
+    @pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+    async def test_websocket_at_the_limit_and_over(
+        self, start: EngineFactory, binary: bool
+    ) -> None:
+        engine = start(max_payload=1000)
+        async with ws_connect(engine) as ws:
+            sid = (await ws_open(ws))["sid"]
+            at_limit: str | bytes = b"\x01" * 1000 if binary else "4" + "é" * 499 + "x"
+            assert len(at_limit if binary else at_limit.encode()) == 1000  # type: ignore[union-attr]
+            await ws.send(at_limit)
+            assert await ws_recv(ws) == at_limit
+            await ws.send(b"\x01" * 1001 if binary else "4" + "x" * 1000)
+            assert await closes(ws) == 1009
+        await wait_until(lambda: engine.recorder.reasons.get(sid) == "transport error")
+
+    async def test_websocket_multibyte_over_the_limit(self, start: EngineFactory) -> None:
+        # 601 characters, 1201 bytes: over the limit only when counted in bytes.
+        engine = start(max_payload=1000)
+        async with ws_connect(engine) as ws:
+            await ws_open(ws)
+            await ws.send("4" + "é" * 600)
+            assert await closes(ws) == 1009
+
+
+class TestConcurrentRequests:
+    async def test_second_get(self, start: EngineFactory) -> None:
+        engine = start()
+        async with http(engine) as client:
+            sid, _ = await handshake(client)
+            first: list[httpx.Response] = []
+            async with anyio.create_task_group() as tg:
+
+                async def long_poll() -> None:
+                    first.append(await get(client, sid))
+
+                tg.start_soon(long_poll)
+                await wait_until(lambda: engine.session(sid).poll_pending)
+                assert error_of(await get(client, sid)) == (400, 3, "Bad request")
+            assert first[0].status_code == 200
+            assert first[0].text == "1"
+            assert error_of(await get(client, sid)) == (400, 1, "Session ID unknown")
+            await wait_until(lambda: engine.recorder.reasons.get(sid) == "transport error")
+
+    async def test_second_post(self, start: EngineFactory) -> None:
+        engine = start()
+        release = anyio.Event()
+
+        async def slow_body() -> AsyncIterator[bytes]:
+            yield b"4first"
+            await release.wait()
+            yield b"\x1e4second"
+
+        async with http(engine) as client:
+            sid, _ = await handshake(client)
+            first: list[httpx.Response] = []
+            async with anyio.create_task_group() as tg:
+
+                async def slow_post() -> None:
+                    first.append(await client.post(query(sid), content=slow_body()))
+
+                tg.start_soon(slow_post)
+                await wait_until(lambda: engine.session(sid).post_active)
+                r = await post(client, sid, "4other")
+                assert error_of(r) == (400, 3, "Bad request")
+                release.set()
+            assert first[0].status_code in (200, 400)
+            await wait_until(lambda: engine.recorder.reasons.get(sid) == "transport error")
+            assert error_of(await get(client, sid)) == (400, 1, "Session ID unknown")
+            assert "other" not in engine.recorder.messages[sid]

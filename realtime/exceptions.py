@@ -76,7 +76,7 @@ class SocketIOPacketError(ProtocolError):
     """A Socket.IO packet that does not parse or breaks a configured limit."""
 
 
-class ConnectionRefusedError(RealtimeError):  # noqa: A001 - the Socket.IO name, scoped to this package
+class ConnectionRefusedError(RealtimeError):
     """Raise from middleware or a connect handler to refuse a client.
 
     The client receives CONNECT_ERROR with ``{"message": message, "data": data}``.

@@ -23,6 +23,7 @@ logger = logging.getLogger("realtime.engineio")
 
 CLOSE_NORMAL = 1000
 CLOSE_TOO_BIG = 1009
+CLOSE_RESTART = 1012
 
 
 def frame_of(message: Message) -> str | bytes | None:
@@ -60,7 +61,15 @@ async def _read(
     while not session.closed:
         message = await receive()
         if message["type"] == "websocket.disconnect":
-            session.abort(CloseReason.TRANSPORT_CLOSE)
+            # 1012 (service restart) is what the ASGI server sends its
+            # WebSockets when it shuts down, before the lifespan ends.
+            code = message.get("code")
+            reason = (
+                CloseReason.SERVER_SHUTDOWN
+                if code == CLOSE_RESTART
+                else CloseReason.TRANSPORT_CLOSE
+            )
+            session.abort(reason)
             return
         frame = frame_of(message)
         if frame is None:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from realtime.engineio import EngineSession
 from tests.live.engine_servers import (
     SEP,
     SERVERS,
@@ -28,6 +29,7 @@ from tests.live.engine_servers import (
     messages_of,
     post,
     query,
+    split,
     wait_until,
     ws_connect,
     ws_open,
@@ -486,3 +488,233 @@ class TestConcurrentRequests:
             await wait_until(lambda: engine.recorder.reasons.get(sid) == "transport error")
             assert error_of(await get(client, sid)) == (400, 1, "Session ID unknown")
             assert "other" not in engine.recorder.messages[sid]
+
+
+# -- CORS and Origin ----------------------------------------------------------------
+
+GOOD = "http://good.example"
+EVIL = "https://evil.example"
+
+
+class TestCors:
+    async def test_off_by_default(self, start: EngineFactory) -> None:
+        engine = start()
+        same = engine.url
+        async with http(engine) as client:
+            for headers in ({}, {"origin": same}):
+                r = await client.get(query(), headers=headers)
+                assert r.status_code == 200
+                assert not [h for h in r.headers if h.startswith("access-control-")]
+            r = await client.get(query(), headers={"origin": EVIL})
+            assert error_of(r) == (403, 4, "Forbidden")
+            r = await client.options(query(), headers={"origin": EVIL})
+            assert error_of(r) == (403, 4, "Forbidden")
+            # A session's own requests are refused from a foreign origin too.
+            sid, _ = await handshake(client)
+            r = await client.post(query(sid), content="4x", headers={"origin": EVIL})
+            assert error_of(r) == (403, 4, "Forbidden")
+            assert engine.recorder.messages[sid] == []
+
+    async def test_allow_list_with_credentials(self, start: EngineFactory) -> None:
+        engine = start(cors_origins=[GOOD], cors_credentials=True)
+        async with http(engine, headers={"origin": GOOD}) as client:
+            r = await client.get(query())
+            assert r.status_code == 200
+            assert r.headers["access-control-allow-origin"] == GOOD
+            assert r.headers["access-control-allow-credentials"] == "true"
+            assert r.headers["vary"] == "Origin"
+            sid = json.loads(r.text[1:])["sid"]
+            r = await post(client, sid, "4x")
+            assert r.text == "ok"
+            assert r.headers["access-control-allow-origin"] == GOOD
+            r = await client.options(
+                query(sid),
+                headers={
+                    "access-control-request-method": "POST",
+                    "access-control-request-headers": "content-type",
+                },
+            )
+            assert r.status_code == 204
+            assert r.headers["access-control-allow-origin"] == GOOD
+            assert r.headers["access-control-allow-credentials"] == "true"
+            assert "POST" in r.headers["access-control-allow-methods"]
+            assert r.headers["access-control-allow-headers"] == "content-type"
+            # Errors carry the CORS headers too, so the page can read them.
+            r = await get(client, "nope")
+            assert error_of(r) == (400, 1, "Session ID unknown")
+            assert r.headers["access-control-allow-origin"] == GOOD
+        async with http(engine, headers={"origin": EVIL}) as client:
+            r = await client.get(query())
+            assert error_of(r) == (403, 4, "Forbidden")
+            assert "access-control-allow-origin" not in r.headers
+            r = await client.options(query(), headers={"access-control-request-method": "POST"})
+            assert r.status_code == 403
+            assert "access-control-allow-origin" not in r.headers
+
+    async def test_any_origin(self, start: EngineFactory) -> None:
+        engine = start(cors_origins="*")
+        async with http(engine, headers={"origin": EVIL}) as client:
+            r = await client.get(query())
+            assert r.status_code == 200
+            assert r.headers["access-control-allow-origin"] == "*"
+            assert "access-control-allow-credentials" not in r.headers
+            r = await client.options(query(), headers={"access-control-request-method": "POST"})
+            assert r.status_code == 204
+            assert r.headers["access-control-allow-origin"] == "*"
+
+    async def test_websocket_from_foreign_origin_refused(self, start: EngineFactory) -> None:
+        engine = start()
+        with pytest.raises(InvalidStatus) as info:
+            async with ws_connect(engine, origin=EVIL):  # type: ignore[arg-type]
+                pass
+        assert info.value.response.status_code == 403
+        assert not engine.app.sessions
+        async with ws_connect(engine, origin=engine.url) as ws:  # type: ignore[arg-type]
+            await ws_open(ws)
+
+    async def test_upgrade_from_foreign_origin_refused(self, start: EngineFactory) -> None:
+        engine = start(cors_origins=[GOOD])
+        async with http(engine) as client:
+            sid, _ = await handshake(client)
+            with pytest.raises(InvalidStatus) as info:
+                async with ws_connect(engine, sid, origin=EVIL):  # type: ignore[arg-type]
+                    pass
+            assert info.value.response.status_code == 403
+            # The session is untouched and still on polling.
+            assert (await post(client, sid, "4still")).text == "ok"
+            assert (await get(client, sid)).text == "4still"
+            async with ws_connect(engine, sid, origin=GOOD) as ws:  # type: ignore[arg-type]
+                await ws.send("2probe")
+                assert await ws_recv(ws) == "3probe"
+
+
+# -- many tiny packets -------------------------------------------------------------------
+
+
+class TestTinyPackets:
+    async def test_big_body_of_tiny_packets_does_not_block_others(
+        self, start: EngineFactory
+    ) -> None:
+        """100k ``4x`` records in one POST: all delivered, and while they are
+        dispatched another session's pending GET is answered (the server checks,
+        when the last record is dispatched, that the other GET already left)."""
+        count = 100_000
+        recorder = Recorder()
+        recorder.echo = False
+        engine = start(recorder)
+        seen: dict[str, bool] = {}
+        async with http(engine) as client:
+            sid_a, _ = await handshake(client)
+            sid_b, _ = await handshake(client)
+            session_b = engine.session(sid_b)
+
+            def hook(session: EngineSession, data: str | bytes) -> None:
+                if session.sid != sid_a:
+                    return
+                received = len(recorder.messages[sid_a])
+                if received == count // 2:
+                    session_b.send("while-busy")
+                elif received == count:
+                    seen["other GET answered meanwhile"] = not session_b.poll_pending
+
+            recorder.hook = hook
+            polled: list[httpx.Response] = []
+            async with anyio.create_task_group() as tg:
+
+                async def poll_b() -> None:
+                    polled.append(await get(client, sid_b))
+
+                tg.start_soon(poll_b)
+                await wait_until(lambda: session_b.poll_pending)
+                body = SEP.join(["4x"] * count)
+                assert len(body) < engine.app.config.max_payload
+                r = await post(client, sid_a, body)
+                assert r.text == "ok"
+            assert polled[0].text == "4while-busy"
+        assert len(recorder.messages[sid_a]) == count
+        assert set(recorder.messages[sid_a]) == {"x"}
+        assert seen == {"other GET answered meanwhile": True}
+
+
+# -- closing ---------------------------------------------------------------------------
+
+
+class TestClose:
+    async def test_server_close_on_polling_delivers_queued_then_close(
+        self, start: EngineFactory
+    ) -> None:
+        engine = start()
+        async with http(engine) as client:
+            sid, _ = await handshake(client)
+            assert (await post(client, sid, "4cmd:close")).text == "ok"
+            r = await get(client, sid)
+            assert split(r.text) == ["4bye1", "4bye2", "1"]
+            assert error_of(await get(client, sid)) == (400, 1, "Session ID unknown")
+        await wait_until(lambda: engine.recorder.reasons.get(sid) == "forced close")
+
+    async def test_server_close_with_a_get_pending(self, start: EngineFactory) -> None:
+        engine = start()
+        async with http(engine) as client:
+            sid, _ = await handshake(client)
+            polled: list[httpx.Response] = []
+            async with anyio.create_task_group() as tg:
+
+                async def long_poll() -> None:
+                    polled.append(await get(client, sid))
+
+                tg.start_soon(long_poll)
+                await wait_until(lambda: engine.session(sid).poll_pending)
+                assert (await post(client, sid, "4cmd:close")).text == "ok"
+            assert split(polled[0].text) == ["4bye1", "4bye2", "1"]
+            assert error_of(await get(client, sid)) == (400, 1, "Session ID unknown")
+        await wait_until(lambda: engine.recorder.reasons.get(sid) == "forced close")
+
+    async def test_server_close_on_websocket(self, start: EngineFactory) -> None:
+        engine = start()
+        async with ws_connect(engine) as ws:
+            sid = (await ws_open(ws))["sid"]
+            await ws.send("4cmd:close")
+            assert await ws_recv(ws) == "4bye1"
+            assert await ws_recv(ws) == "4bye2"
+            assert await closes(ws) == 1000
+        await wait_until(lambda: engine.recorder.reasons.get(sid) == "forced close")
+
+    async def test_client_close_on_polling(self, start: EngineFactory) -> None:
+        engine = start()
+        async with http(engine) as client:
+            sid, _ = await handshake(client)
+            assert (await post(client, sid, "1")).text == "ok"
+            await wait_until(lambda: engine.recorder.reasons.get(sid) == "transport close")
+            assert error_of(await get(client, sid)) == (400, 1, "Session ID unknown")
+
+    async def test_client_close_with_a_get_pending(self, start: EngineFactory) -> None:
+        engine = start()
+        async with http(engine) as client:
+            sid, _ = await handshake(client)
+            polled: list[httpx.Response] = []
+            async with anyio.create_task_group() as tg:
+
+                async def long_poll() -> None:
+                    polled.append(await get(client, sid))
+
+                tg.start_soon(long_poll)
+                await wait_until(lambda: engine.session(sid).poll_pending)
+                assert (await post(client, sid, "1")).text == "ok"
+            assert polled[0].text == "6"
+        await wait_until(lambda: engine.recorder.reasons.get(sid) == "transport close")
+
+    async def test_client_close_on_websocket(self, start: EngineFactory) -> None:
+        engine = start()
+        async with ws_connect(engine) as ws:
+            sid = (await ws_open(ws))["sid"]
+            await ws.send("1")
+            await closes(ws)
+        await wait_until(lambda: engine.recorder.reasons.get(sid) == "transport close")
+
+    async def test_lifespan_shutdown_closes_sessions(self, start: EngineFactory) -> None:
+        engine = start()
+        async with http(engine) as client:
+            sids = [(await handshake(client))[0] for _ in range(3)]
+        await anyio.to_thread.run_sync(engine.stop)
+        assert not engine.app.running
+        assert engine.recorder.reasons == dict.fromkeys(sids, "server shutting down")

@@ -22,6 +22,7 @@ from tests.live.engine_servers import (
     STEP,
     EngineFactory,
     Recorder,
+    Running,
     error_of,
     get,
     handshake,
@@ -718,3 +719,126 @@ class TestClose:
         await anyio.to_thread.run_sync(engine.stop)
         assert not engine.app.running
         assert engine.recorder.reasons == dict.fromkeys(sids, "server shutting down")
+
+
+# -- malformed input ------------------------------------------------------------------
+
+
+async def still_serving(engine: Running) -> None:
+    """A fresh polling session and a fresh WebSocket session both echo."""
+    async with http(engine) as client:
+        sid, _ = await handshake(client)
+        assert (await post(client, sid, "4alive")).text == "ok"
+        assert (await get(client, sid)).text == "4alive"
+    async with ws_connect(engine) as ws:
+        await ws_open(ws)
+        await ws.send("4alive")
+        assert await ws_recv(ws) == "4alive"
+
+
+class TestMalformedInput:
+    @pytest.mark.parametrize(
+        "body",
+        [b"", b"zzz", b"4a\x1e", b"\x1e", b"b!!!", b"bAQIDBA", b"\xff\xfe", b"4k\x1e9", b"2", b"0"],
+    )
+    async def test_garbage_post_body(self, start: EngineFactory, body: bytes) -> None:
+        engine = start()
+        async with http(engine) as client:
+            other, _ = await handshake(client)
+            sid, _ = await handshake(client)
+            r = await post(client, sid, body)
+            assert error_of(r) == (400, 3, "Bad request")
+            await wait_until(lambda: engine.recorder.reasons.get(sid) == "parse error")
+            assert error_of(await get(client, sid)) == (400, 1, "Session ID unknown")
+            # Another session is unaffected.
+            assert (await post(client, other, "4fine")).text == "ok"
+            assert (await get(client, other)).text == "4fine"
+
+    async def test_binary_content_type(self, start: EngineFactory) -> None:
+        engine = start()
+        async with http(engine) as client:
+            sid, _ = await handshake(client)
+            r = await client.post(
+                query(sid), content=b"4x", headers={"content-type": "application/octet-stream"}
+            )
+            assert error_of(r) == (400, 3, "Bad request")
+            assert engine.recorder.messages[sid] == []
+        await still_serving(engine)
+
+    @pytest.mark.parametrize(
+        ("qs", "code"),
+        [
+            ("", 0),
+            ("?", 0),
+            ("?%%%&&==", 0),
+            ("?EIO=4&transport=polling%00", 0),
+            ("?EIO=%ff&transport=polling", 5),
+            ("?EIO=4&transport=polling&sid=%00%ff%fe", 1),
+            ("?EIO=4&transport=polling&sid=" + "a" * 4000, 1),
+        ],
+    )
+    async def test_bad_query_strings(self, start: EngineFactory, qs: str, code: int) -> None:
+        engine = start()
+        async with http(engine) as client:
+            for method in ("GET", "POST"):
+                r = await client.request(method, engine.http_url + qs, content=b"4x")
+                status, got, _ = error_of(r)
+                assert (status, got) == (400, code)
+        assert not engine.app.sessions
+        await still_serving(engine)
+
+    @pytest.mark.parametrize(
+        "frame",
+        ["", "x", "9", "\x00garbage", "0", "0{}"],
+    )
+    async def test_bad_websocket_frames(self, start: EngineFactory, frame: str) -> None:
+        engine = start()
+        async with ws_connect(engine) as other:
+            other_sid = (await ws_open(other))["sid"]
+            async with ws_connect(engine) as ws:
+                sid = (await ws_open(ws))["sid"]
+                await ws.send(frame)
+                await closes(ws)
+            await wait_until(lambda: engine.recorder.reasons.get(sid) == "parse error")
+            await other.send("4fine")
+            assert await ws_recv(other) == "4fine"
+            assert other_sid not in engine.recorder.reasons
+
+    async def test_random_binary_frames_are_just_messages(self, start: EngineFactory) -> None:
+        engine = start()
+        blobs = [bytes(range(256)), b"\xff" * 10, b"\x1e4x\x1e", b"0{}", b""]
+        async with ws_connect(engine) as ws:
+            sid = (await ws_open(ws))["sid"]
+            for blob in blobs:
+                await ws.send(blob)
+                assert await ws_recv(ws) == blob
+        assert engine.recorder.messages[sid] == blobs
+
+    async def test_invalid_utf8_text_frame(self, start: EngineFactory) -> None:
+        engine = start()
+        async with ws_connect(engine) as ws:
+            sid = (await ws_open(ws))["sid"]
+            await ws.send(b"4\xff\xfe", text=True)
+            await closes(ws)
+        await wait_until(lambda: sid in engine.recorder.reasons)
+        await still_serving(engine)
+
+    async def test_random_bytes_on_the_socket(self, start: EngineFactory) -> None:
+        engine = start()
+        host, port = engine.host.split(":")
+        async with http(engine) as client:
+            sid, _ = await handshake(client)
+            for junk in (bytes(range(256)) * 4, b"GET / HTTP/9.9\r\n\r\n", b"\r\n\r\n\x00"):
+                async with await anyio.connect_tcp(host, int(port)) as stream:
+                    await stream.send(junk)
+                    # The HTTP server answers 400 and hangs up, or waits for more;
+                    # either way the sessions below must not notice.
+                    with anyio.move_on_after(0.5):
+                        try:
+                            while await stream.receive():
+                                pass
+                        except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                            pass
+            assert (await post(client, sid, "4fine")).text == "ok"
+            assert (await get(client, sid)).text == "4fine"
+        await still_serving(engine)

@@ -2,8 +2,8 @@
 // Usage: node scripts/build.mjs [outDir] [--no-copy] [--no-types]
 import * as esbuild from "esbuild";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -51,6 +51,13 @@ export async function build(outDir = join(root, "dist"), { types = true } = {}) 
       sourcemap: true,
     }),
   ]);
+  // Source paths independent of the output directory, so builds are byte-for-byte reproducible.
+  for (const f of ["index.mjs", "index.browser.mjs", "browser/client.js"]) {
+    const mapFile = join(outDir, f + ".map");
+    const map = JSON.parse(readFileSync(mapFile, "utf8"));
+    map.sources = map.sources.map((s) => "client-js/" + relative(root, resolve(dirname(join(outDir, f)), s)).split("\\").join("/"));
+    writeFileSync(mapFile, JSON.stringify(map));
+  }
   if (types) {
     execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.json"), "--outDir", join(outDir, "types")], {
       stdio: "inherit",

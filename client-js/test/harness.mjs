@@ -1,0 +1,101 @@
+// Starts the scenario server: the in-process socket.io reference by default, or the
+// command in REALTIME_SERVER_CMD (given `--port N`), e.g.
+//   REALTIME_SERVER_CMD="python examples/client_scenarios_server.py" npm test
+import { spawn } from "node:child_process";
+import { createServer, get } from "node:http";
+import { startReference } from "./servers/reference.mjs";
+
+export const EXTERNAL = process.env.REALTIME_SERVER_CMD || "";
+export const SERVER_NAME = EXTERNAL ? "external" : "reference";
+
+export function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function probe(port) {
+  return new Promise((res) => {
+    const req = get({ host: "127.0.0.1", port, path: "/socket.io/?EIO=4&transport=polling", timeout: 1000 }, (r) => {
+      r.resume();
+      res(r.statusCode === 200);
+    });
+    req.on("error", () => res(false));
+    req.on("timeout", () => {
+      req.destroy();
+      res(false);
+    });
+  });
+}
+
+async function startExternal(port) {
+  const child = spawn("sh", ["-c", `exec ${EXTERNAL} --port ${port}`], {
+    stdio: ["ignore", "inherit", "inherit"],
+    detached: true,
+  });
+  let exited = false;
+  const exit = new Promise((r) => child.once("exit", () => ((exited = true), r())));
+  const deadline = Date.now() + 30000;
+  while (!(await probe(port))) {
+    if (exited) throw new Error(`server command exited early: ${EXTERNAL}`);
+    if (Date.now() > deadline) {
+      process.kill(-child.pid, "SIGKILL");
+      throw new Error(`server did not answer on port ${port}`);
+    }
+    await sleep(100);
+  }
+  return {
+    stop: async () => {
+      if (exited) return;
+      try {
+        process.kill(-child.pid, "SIGTERM");
+      } catch (e) {}
+      const t = setTimeout(() => {
+        try {
+          process.kill(-child.pid, "SIGKILL");
+        } catch (e) {}
+      }, 5000);
+      await exit;
+      clearTimeout(t);
+    },
+  };
+}
+
+/**
+ * Starts a scenario server. Returns { url, port, stop(), restart() }; restart() starts it
+ * again on the same port after stop().
+ */
+export async function startServer() {
+  const port = await freePort();
+  const srv = { port, url: `http://127.0.0.1:${port}`, _h: null };
+  const boot = async () => {
+    srv._h = EXTERNAL ? await startExternal(port) : await startReference(port);
+  };
+  srv.stop = async () => {
+    if (srv._h) await srv._h.stop();
+    srv._h = null;
+  };
+  srv.restart = boot;
+  await boot();
+  return srv;
+}
+
+/** Resolves with the arguments of the next `ev` emitted by `emitter`, or rejects after `ms`. */
+export function next(emitter, ev, ms = 5000) {
+  return new Promise((res, rej) => {
+    const t = setTimeout(() => rej(new Error(`timeout waiting for "${ev}"`)), ms);
+    emitter.once(ev, (...args) => {
+      clearTimeout(t);
+      res(args);
+    });
+  });
+}
+
+export { sleep };

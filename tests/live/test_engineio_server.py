@@ -262,12 +262,10 @@ class TestUpgrade:
 
 # -- heartbeat --------------------------------------------------------------------
 
-FAST = {"ping_interval": 0.2, "ping_timeout": 0.2}
-
 
 class TestHeartbeat:
     async def test_polling_pongs_keep_it_alive_then_timeout(self, start: EngineFactory) -> None:
-        engine = start(**FAST)
+        engine = start(ping_interval=0.2, ping_timeout=0.2)
         async with http(engine) as client:
             sid, _ = await handshake(client)
             for _ in range(3):
@@ -280,14 +278,14 @@ class TestHeartbeat:
             assert error_of(await get(client, sid)) == (400, 1, "Session ID unknown")
 
     async def test_polling_timeout_without_any_get(self, start: EngineFactory) -> None:
-        engine = start(**FAST)
+        engine = start(ping_interval=0.2, ping_timeout=0.2)
         async with http(engine) as client:
             sid, _ = await handshake(client)
             await wait_until(lambda: engine.recorder.reasons.get(sid) == "ping timeout")
             assert error_of(await post(client, sid, "4late")) == (400, 1, "Session ID unknown")
 
     async def test_websocket_pongs_keep_it_alive_then_timeout(self, start: EngineFactory) -> None:
-        engine = start(**FAST)
+        engine = start(ping_interval=0.2, ping_timeout=0.2)
         async with ws_connect(engine) as ws:
             sid = (await ws_open(ws))["sid"]
             for _ in range(3):
@@ -298,7 +296,7 @@ class TestHeartbeat:
         await wait_until(lambda: engine.recorder.reasons.get(sid) == "ping timeout")
 
     async def test_upgraded_session_keeps_its_heartbeat(self, start: EngineFactory) -> None:
-        engine = start(**FAST)
+        engine = start(ping_interval=0.2, ping_timeout=0.2)
         async with http(engine) as client, ws_connect(engine, (await handshake(client))[0]) as ws:
             sid = next(iter(engine.app.sessions))
             await ws.send("2probe")
@@ -566,11 +564,11 @@ class TestCors:
     async def test_websocket_from_foreign_origin_refused(self, start: EngineFactory) -> None:
         engine = start()
         with pytest.raises(InvalidStatus) as info:
-            async with ws_connect(engine, origin=EVIL):  # type: ignore[arg-type]
+            async with ws_connect(engine, origin=EVIL):
                 pass
         assert info.value.response.status_code == 403
         assert not engine.app.sessions
-        async with ws_connect(engine, origin=engine.url) as ws:  # type: ignore[arg-type]
+        async with ws_connect(engine, origin=engine.url) as ws:
             await ws_open(ws)
 
     async def test_upgrade_from_foreign_origin_refused(self, start: EngineFactory) -> None:
@@ -578,13 +576,13 @@ class TestCors:
         async with http(engine) as client:
             sid, _ = await handshake(client)
             with pytest.raises(InvalidStatus) as info:
-                async with ws_connect(engine, sid, origin=EVIL):  # type: ignore[arg-type]
+                async with ws_connect(engine, sid, origin=EVIL):
                     pass
             assert info.value.response.status_code == 403
             # The session is untouched and still on polling.
             assert (await post(client, sid, "4still")).text == "ok"
             assert (await get(client, sid)).text == "4still"
-            async with ws_connect(engine, sid, origin=GOOD) as ws:  # type: ignore[arg-type]
+            async with ws_connect(engine, sid, origin=GOOD) as ws:
                 await ws.send("2probe")
                 assert await ws_recv(ws) == "3probe"
 

@@ -39,6 +39,7 @@ NODE_MODULES = HERE / "node_modules"
 SERVER_CPU = 0
 LOADER_CPU = 1
 LOADER_SATURATED = 0.90  # fraction of one core
+NOISE = 0.15  # other load on the server core (processes, interrupts, steal) worth a note
 
 # Same uvicorn options for every Python target (recorded in the JSON).
 UVICORN_OPTIONS = [
@@ -317,7 +318,10 @@ def machine_info(node: str | None) -> dict[str, Any]:
             versions[f"npm:{pkg}"] = json.loads((NODE_MODULES / pkg / "package.json").read_text())[
                 "version"
             ]
+    commit = cmd_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    dirty = cmd_output(["git", "-C", str(ROOT), "status", "--porcelain", "--", "realtime"])
     return {
+        "realtime_commit": commit + ("+uncommitted changes in realtime/" if dirty else ""),
         "nproc": cmd_output(["nproc"]),
         "cpu_model": model,
         "kernel": platform.release(),
@@ -383,6 +387,7 @@ def bench_target(
                             "port": port,
                             "proto": t.proto,
                             "server_pid": proc.pid,
+                            "server_cpu_id": SERVER_CPU if pin else None,
                             "clk_tck": clk,
                             "client": client,
                             "deadline_s": 60 if s.loader["scenario"] != "connect" else 90,
@@ -533,6 +538,9 @@ def table(results: list[dict[str, Any]], scens: list[Scenario]) -> str:
                 notes.append("LOADER-BOUND")
             if r.get("kib_per_conn") is not None:
                 notes.append(f"{r['kib_per_conn']:.1f} KiB/conn")
+            other = (r.get("server_core_other") or 0) + (r.get("server_core_steal") or 0)
+            if other > NOISE:
+                notes.append(f"CPU0 busy elsewhere {100 * other:.0f}%")
             if r.get("spread_pct") is not None and r["spread_pct"] > 15:
                 notes.append(f"spread {r['spread_pct']:.0f}%")
             if r.get("round_timeouts"):
@@ -670,7 +678,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--no-pin", action="store_true", help="do not pin server / loader to CPUs")
     p.add_argument("--out", default=str(RESULTS / "latest.json"), help="JSON output path")
+    p.add_argument(
+        "--report",
+        metavar="JSON",
+        help="do not run: re-render the tables, .md and .png from an earlier JSON file",
+    )
     args = p.parse_args(argv)
+    if args.report:
+        path = Path(args.report)
+        doc = json.loads(path.read_text())
+        scens = [Scenario(name, s["title"], s) for name, s in doc["scenarios"].items()]
+        print(table(doc["results"], scens))
+        print()
+        print(ratios_table(compute_ratios(doc["results"], scens)))
+        print()
+        print(goals_table(compute_goals(doc["results"])))
+        write_reports(doc, path)
+        return 0
 
     node = shutil.which("node")
     if node is None:
@@ -762,6 +786,31 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = Path(args.out)
     out.write_text(json.dumps(doc, indent=1) + "\n")
+    write_reports(doc, out)
+    return 0
+
+
+def write_reports(doc: dict[str, Any], out: Path) -> None:
+    """Markdown tables (``.md``) and the chart (``.png``) next to the JSON file."""
+    info = doc["machine"]
+    repeats = doc["repeats"]
+    results = doc["results"]
+    scens = [Scenario(name, s["title"], s) for name, s in doc["scenarios"].items()]
+    ratios = compute_ratios(results, scens)
+    goals = compute_goals(results)
+    ran = [t for t in doc["targets"] if t not in doc["skipped"]]
+    md = [
+        f"Mode `{doc['mode']}`, {repeats} run(s) per scenario (median shown), "
+        f"{info['nproc']} x {info['cpu_model']}, Python {info['python']}, Node {info['node']}.",
+        "",
+        table(results, scens),
+        "",
+        ratios_table(ratios),
+        "",
+        goals_table(goals),
+        "",
+    ]
+    out.with_suffix(".md").write_text("\n".join(md))
     png = out.with_suffix(".png")
     chart(
         results,
@@ -770,8 +819,8 @@ def main(argv: list[str] | None = None) -> int:
         png,
         f"realtime benchmarks ({doc['mode']}): {info['nproc']} x {info['cpu_model']}",
     )
-    print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} and {png.name}")
-    return 0
+    shown = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
+    print(f"wrote {shown} and its .md / .png")
 
 
 if __name__ == "__main__":

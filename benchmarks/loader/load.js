@@ -72,21 +72,44 @@ function procRssKiB(pid) {
   }
 }
 
-// Measures loader CPU (this process) and server CPU over a window.
+// The server's CPU line in /proc/stat: [busy ticks, steal ticks].
+function cpuLineTicks(cpu) {
+  if (cpu == null) return null;
+  try {
+    const line = fs
+      .readFileSync('/proc/stat', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`cpu${cpu} `));
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal
+    return [f[0] + f[1] + f[2] + f[5] + f[6] + f[7], f[7]];
+  } catch (e) {
+    return null;
+  }
+}
+
+// Measures loader CPU (this process), server CPU, and what else ran on the
+// server's core (other processes, steal) over a window.
 class CpuWindow {
   start() {
     this.t0 = now();
     this.c0 = process.cpuUsage();
     this.s0 = procCpuTicks(cfg.server_pid);
+    this.k0 = cpuLineTicks(cfg.server_cpu_id);
   }
   stop() {
     const wall = (now() - this.t0) / 1000;
     const c = process.cpuUsage(this.c0);
     const s1 = procCpuTicks(cfg.server_pid);
-    return {
-      loader_cpu: (c.user + c.system) / 1e6 / wall,
-      server_cpu: this.s0 != null && s1 != null ? (s1 - this.s0) / CLK_TCK / wall : null,
-    };
+    const k1 = cpuLineTicks(cfg.server_cpu_id);
+    const server = this.s0 != null && s1 != null ? (s1 - this.s0) / CLK_TCK / wall : null;
+    let other = null;
+    let steal = null;
+    if (this.k0 && k1 && server != null) {
+      other = Math.max(0, (k1[0] - this.k0[0]) / CLK_TCK / wall - server);
+      steal = (k1[1] - this.k0[1]) / CLK_TCK / wall;
+    }
+    return { loader_cpu: (c.user + c.system) / 1e6 / wall, server_cpu: server, server_core_other: other, server_core_steal: steal };
   }
 }
 

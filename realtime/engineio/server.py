@@ -76,6 +76,8 @@ class EngineServer:
             session.close(CloseReason.SERVER_SHUTDOWN)
         for session in sessions:
             await session.finish()
+        # Polling sessions waiting for a last GET go too: nothing will serve it.
+        self.sessions.clear()
 
     def start_soon(
         self, func: Callable[[*PosArgs], Coroutine[Any, Any, Any]], *args: *PosArgs

@@ -3,10 +3,31 @@
 //   REALTIME_SERVER_CMD="python examples/client_scenarios_server.py" npm test
 import { spawn } from "node:child_process";
 import { createServer, get } from "node:http";
+import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { startReference } from "./servers/reference.mjs";
 
-export const EXTERNAL = process.env.REALTIME_SERVER_CMD || "";
-export const SERVER_NAME = EXTERNAL ? "external" : "reference";
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+
+function pythonCommand() {
+  const script = resolve(repo, "examples/client_scenarios_server.py");
+  const py = process.env.REALTIME_PYTHON || resolve(repo, ".venv/bin/python");
+  return existsSync(script) && existsSync(py) ? `'${py}' '${script}'` : "";
+}
+
+/**
+ * The servers the scenarios run against: always the in-process reference, plus the
+ * command in REALTIME_SERVER_CMD, or by default our Python scenario server when the
+ * project's virtualenv exists (REALTIME_SERVER_CMD=none turns that off).
+ */
+export function scenarioServers() {
+  const env = process.env.REALTIME_SERVER_CMD;
+  const cmd = env === "none" ? "" : env || pythonCommand();
+  const list = [{ name: "reference", cmd: "" }];
+  if (cmd) list.push({ name: env ? "external: " + env : "python", cmd });
+  return list;
+}
 
 export function freePort() {
   return new Promise((res, rej) => {
@@ -35,8 +56,8 @@ function probe(port) {
   });
 }
 
-async function startExternal(port) {
-  const child = spawn("sh", ["-c", `exec ${EXTERNAL} --port ${port}`], {
+async function startExternal(cmd, port) {
+  const child = spawn("sh", ["-c", `exec ${cmd} --port ${port}`], {
     stdio: ["ignore", "inherit", "inherit"],
     detached: true,
   });
@@ -44,7 +65,7 @@ async function startExternal(port) {
   const exit = new Promise((r) => child.once("exit", () => ((exited = true), r())));
   const deadline = Date.now() + 30000;
   while (!(await probe(port))) {
-    if (exited) throw new Error(`server command exited early: ${EXTERNAL}`);
+    if (exited) throw new Error(`server command exited early: ${cmd}`);
     if (Date.now() > deadline) {
       process.kill(-child.pid, "SIGKILL");
       throw new Error(`server did not answer on port ${port}`);
@@ -72,11 +93,11 @@ async function startExternal(port) {
  * Starts a scenario server. Returns { url, port, stop(), restart() }; restart() starts it
  * again on the same port after stop().
  */
-export async function startServer() {
+export async function startServer(spec = { cmd: "" }) {
   const port = await freePort();
   const srv = { port, url: `http://127.0.0.1:${port}`, _h: null };
   const boot = async () => {
-    srv._h = EXTERNAL ? await startExternal(port) : await startReference(port);
+    srv._h = spec.cmd ? await startExternal(spec.cmd, port) : await startReference(port);
   };
   srv.stop = async () => {
     if (srv._h) await srv._h.stop();

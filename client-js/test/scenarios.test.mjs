@@ -4,11 +4,11 @@ import { describe, it, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { io, Manager } from "../dist/index.mjs";
-import { startServer, next, sleep, SERVER_NAME } from "./harness.mjs";
+import { startServer, next, sleep, scenarioServers } from "./harness.mjs";
 
 const bytes = (...b) => Buffer.from(b);
 
-describe(`client scenarios (${SERVER_NAME} server)`, () => {
+for (const spec of scenarioServers()) describe(`client scenarios (${spec.name} server)`, () => {
   let srv;
   const open = [];
   const client = (path = "", opts = {}) => {
@@ -18,7 +18,7 @@ describe(`client scenarios (${SERVER_NAME} server)`, () => {
   };
 
   before(async () => {
-    srv = await startServer();
+    srv = await startServer(spec);
   });
   after(async () => {
     await srv.stop();
@@ -243,9 +243,9 @@ describe(`client scenarios (${SERVER_NAME} server)`, () => {
     const got = [];
     s.on("message-back", (v) => got.push(v));
     await sleep(600);
+    const reconnected = next(s, "connect", 20000);
     await srv.restart();
-    await next(s.io, "reconnect", 15000);
-    if (!s.connected) await next(s, "connect");
+    await reconnected;
     assert.notEqual(s.id, firstId);
     assert.ok(attempts.length >= 1);
     await sleep(300);

@@ -92,6 +92,24 @@ describe("engine", () => {
     f.close();
   });
 
+  it("notices an expired heartbeat on emit and buffers the packet", async () => {
+    const f = await fakeServer({ pingInterval: 5000, pingTimeout: 5000, onPacket: connectReply });
+    const s = io(f.url, { forceNew: true, reconnection: false, transports: ["polling"] });
+    await next(s, "connect");
+    const reasons = [];
+    s.on("disconnect", (r) => reasons.push(r));
+    const real = Date.now;
+    Date.now = () => real() + 60000;
+    try {
+      s.emit("late", 1);
+    } finally {
+      Date.now = real;
+    }
+    assert.deepEqual(reasons, ["ping timeout"]);
+    assert.equal(s.sendBuffer.length, 1);
+    f.close();
+  });
+
   it("answers pings and stays connected", async () => {
     let pongs = 0;
     const f = await fakeServer({

@@ -1,5 +1,5 @@
 import { Emitter } from "../emitter";
-import { defaultURI, storeGet, storeSet } from "../platform";
+import { defaultURI, global as g, storeGet, storeSet } from "../platform";
 import { Packet, byteSize } from "./parser";
 import { Polling } from "./polling";
 import { Transport } from "./transport";
@@ -69,6 +69,7 @@ export class Engine extends Emitter {
   opts: EngineOptions & { host: string; secure: boolean; path: string; query: Record<string, string> };
   private _prev = 0;
   private _pingTimer: any;
+  private _deadline = 0;
   private _unload: any;
 
   constructor(uri?: string | EngineOptions, opts: EngineOptions = {}) {
@@ -94,7 +95,6 @@ export class Engine extends Emitter {
     if (opts.rememberUpgrade && storeGet() && this.transports.indexOf("websocket") > 0) {
       this.transports = ["websocket"].concat(this.transports.filter((t) => t !== "websocket"));
     }
-    const g: any = globalThis as any;
     if (opts.closeOnBeforeunload !== false && typeof g.addEventListener === "function") {
       this._unload = () => {
         if (this.transport) {
@@ -254,9 +254,22 @@ export class Engine extends Emitter {
     this._resetPing();
   }
 
+  /**
+   * True (and the connection closed with "ping timeout") when the heartbeat deadline has
+   * passed, which timers may not have noticed yet (throttled timers, sleeping device).
+   */
+  pingExpired(): boolean {
+    if (this._deadline && this.readyState === "open" && Date.now() > this._deadline) {
+      this._onClose("ping timeout");
+      return true;
+    }
+    return false;
+  }
+
   private _resetPing(): void {
     clearTimeout(this._pingTimer);
     const delay = this.pingInterval + this.pingTimeout;
+    this._deadline = Date.now() + delay;
     this._pingTimer = setTimeout(() => this._onClose("ping timeout"), delay);
     if (this.opts.autoUnref && this._pingTimer.unref) this._pingTimer.unref();
   }
@@ -351,7 +364,7 @@ export class Engine extends Emitter {
       this.transport.off("close");
       this.transport.close();
       this.transport.off();
-      if (this._unload) (globalThis as any).removeEventListener("beforeunload", this._unload, false);
+      if (this._unload) g.removeEventListener("beforeunload", this._unload, false);
       this.readyState = "closed";
       this.id = null;
       this.emitReserved("close", reason, desc);

@@ -111,6 +111,7 @@ export class Socket extends Emitter {
       p.id = id;
     }
     const e = this.io.engine;
+    if (this.connected && e) e.pingExpired();
     const writable = !!(e && e.transport && e.transport.writable);
     if (flags.volatile && (!writable || !this.connected)) {
       // dropped

@@ -108,10 +108,9 @@ async def message(socket: Socket, text: str) -> str:
     room = room_of(socket)
     if not room:
         return "no room"
-    await sio.to(room).emit(
-        "message",
-        {"room": room, "nick": socket.data["nick"], "text": clean(text, "", 2000), "ts": time.time()},
-    )
+    nick = socket.data["nick"]
+    payload = {"room": room, "nick": nick, "text": clean(text, "", 2000), "ts": time.time()}
+    await sio.to(room).emit("message", payload)
     return "ok"
 
 

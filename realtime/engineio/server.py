@@ -29,7 +29,12 @@ from realtime.engineio.polling import handle_get, handle_post
 from realtime.engineio.responses import send_error, send_response, send_text
 from realtime.engineio.session import CloseReason
 from realtime.engineio.websocket import run_session, run_upgrade
-from realtime.exceptions import EngineRequestError, NotRunningError
+from realtime.exceptions import (
+    BufferFullError,
+    EngineRequestError,
+    NotRunningError,
+    SessionClosedError,
+)
 
 logger = logging.getLogger("realtime.engineio")
 
@@ -86,6 +91,24 @@ class EngineServer:
         if self._tg is None:
             raise NotRunningError("the engine is not running: serve it with lifespan enabled")
         self._tg.start_soon(func, *args)
+
+    def send(self, sid: str, data: str | bytes) -> None:
+        """Queue a message for session ``sid``.
+
+        Raises :class:`SessionClosedError` if the session is unknown or closed,
+        and :class:`BufferFullError` if its buffer overflowed (it is then closed).
+        """
+        session = self.sessions.get(sid)
+        if session is None or session.closed:
+            raise SessionClosedError(f"no open session {sid!r}")
+        if not session.send(data):
+            raise BufferFullError(f"session {sid!r} closed: outbound buffer full")
+
+    def close(self, sid: str) -> None:
+        """Close ``sid`` once what is queued is delivered; an unknown sid is ignored."""
+        session = self.sessions.get(sid)
+        if session is not None:
+            session.close(CloseReason.FORCED_CLOSE)
 
     @property
     def running(self) -> bool:

@@ -27,6 +27,7 @@ import trio
 from websockets.asyncio.client import ClientConnection, connect
 
 from realtime.engineio import CloseReason, EngineConfig, EngineServer, EngineSession
+from realtime.exceptions import SessionClosedError
 from tests.servers import free_port, serve
 
 SERVERS = ("uvicorn", "hypercorn-trio")
@@ -47,6 +48,8 @@ class Recorder:
 
     ``cmd:close``
         queue ``bye1`` and ``bye2``, then close the session from the server.
+    ``cmd:api``
+        the same through ``EngineServer.send(sid, ...)`` / ``close(sid)``: ``api1``, then close.
     ``cmd:stream``
         send ``m0``, ``m1``, ... (one every millisecond) until ``cmd:stop``,
         then ``end``.
@@ -83,6 +86,15 @@ class Recorder:
             session.send("bye1")
             session.send("bye2")
             session.close()
+        elif command == "api":
+            # The server-level API, by sid: an unknown sid is an error, a known one is sent to.
+            assert self.engine is not None
+            try:
+                self.engine.send("no-such-sid", "x")
+            except SessionClosedError:
+                self.engine.send(session.sid, "api1")
+            self.engine.close(session.sid)
+            self.engine.close("no-such-sid")
         elif command == "stream":
             assert self.engine is not None
             self.engine.start_soon(self._stream, session)

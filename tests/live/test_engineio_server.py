@@ -651,6 +651,15 @@ class TestClose:
             assert error_of(await get(client, sid)) == (400, 1, "Session ID unknown")
         await wait_until(lambda: engine.recorder.reasons.get(sid) == "forced close")
 
+    async def test_server_api_by_sid(self, start: EngineFactory) -> None:
+        engine = start()
+        async with http(engine) as client:
+            sid, _ = await handshake(client)
+            assert (await post(client, sid, "4cmd:api")).text == "ok"
+            assert split((await get(client, sid)).text) == ["4api1", "1"]
+            assert error_of(await get(client, sid)) == (400, 1, "Session ID unknown")
+        await wait_until(lambda: engine.recorder.reasons.get(sid) == "forced close")
+
     async def test_server_close_with_a_get_pending(self, start: EngineFactory) -> None:
         engine = start()
         async with http(engine) as client:

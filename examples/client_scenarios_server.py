@@ -12,8 +12,7 @@ import argparse
 from collections import Counter
 from typing import Any
 
-import uvicorn
-
+import realtime
 from realtime import NO_ACK, AckTimeoutError, ConnectionRefusedError, Server, Socket
 from realtime.socketio.handlers import ack_args
 
@@ -78,4 +77,4 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3000)
     args = parser.parse_args()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    realtime.run(app, host=args.host, port=args.port, log_level="warning")

@@ -15,6 +15,7 @@ from realtime.exceptions import (
     SessionClosedError,
     SocketIOPacketError,
 )
+from realtime.serving import run
 from realtime.socketio import (
     NO_ACK,
     BroadcastOperator,
@@ -52,4 +53,5 @@ __all__ = [
     "SessionClosedError",
     "Socket",
     "SocketIOPacketError",
+    "run",
 ]

@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import FileResponse
 from starlette.routing import Route
 
+import realtime
 from realtime import Server, Socket
 
 HERE = Path(__file__).resolve().parent
@@ -146,4 +146,4 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    realtime.run(app, host=args.host, port=args.port, log_level="warning")

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
+import realtime
 from realtime.engineio import CloseReason, EngineConfig, EngineServer, EngineSession
 
 
@@ -39,4 +38,4 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3000)
     args = parser.parse_args()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    realtime.run(app, host=args.host, port=args.port, log_level="warning")

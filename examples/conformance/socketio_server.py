@@ -8,8 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import uvicorn
-
+import realtime
 from realtime import Server, Socket
 
 sio = Server(
@@ -48,4 +47,4 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3000)
     args = parser.parse_args()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    realtime.run(app, host=args.host, port=args.port, log_level="warning")

@@ -216,6 +216,11 @@ class EngineServer:
                 await self._handshake_polling(scope, send, cors)
                 return
             session = self.sessions.get(sid)
+            if session is not None and anyio.current_time() >= session.state.deadline():
+                # The timer may not have run yet: a poll that comes after the
+                # pong deadline must not revive a session that has timed out.
+                session.on_timer()
+                session = self.sessions.get(sid)
             if session is None:
                 raise EngineRequestError(EngineRequestError.UNKNOWN_SID)
             if session.transport != "polling" or (session.closed and session.poll_pending):

@@ -37,6 +37,10 @@ class EngineConfig:
     close_timeout
         How long a server-closed polling session waits for the client's next
         GET to deliver the remaining packets and the CLOSE packet.
+    heartbeat_ticks
+        The heartbeat checks deadlines this many times per
+        ``min(ping_interval, ping_timeout)``, so a ping or a timeout is late by
+        at most that fraction of it (a tenth by default).
     packets_per_checkpoint
         A polling body may hold many tiny packets; the server yields to other
         tasks after this many, so one body never stalls the event loop.
@@ -59,6 +63,7 @@ class EngineConfig:
     max_payload: int = 1_000_000
     max_buffer_bytes: int = 16 * 1024 * 1024
     close_timeout: float = 5.0
+    heartbeat_ticks: int = 10
     packets_per_checkpoint: int = 256
     transports: Sequence[Transport] = ("polling", "websocket")
     cors_origins: Sequence[str] | Literal["*"] | None = None
@@ -70,6 +75,8 @@ class EngineConfig:
             raise ValueError("cors_credentials cannot be used with cors_origins='*'")
         if self.ping_interval <= 0 or self.ping_timeout <= 0:
             raise ValueError("ping_interval and ping_timeout must be positive")
+        if self.heartbeat_ticks < 1:
+            raise ValueError("heartbeat_ticks must be at least 1")
         if self.max_payload <= 0 or self.max_buffer_bytes <= 0:
             raise ValueError("max_payload and max_buffer_bytes must be positive")
         if not self.transports or not set(self.transports) <= {"polling", "websocket"}:

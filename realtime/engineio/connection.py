@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 from starlette.datastructures import Headers
+from starlette.types import Send
 
 from realtime.engineio.config import EngineConfig, Transport
 from realtime.engineio.packets import OutPacket
@@ -57,9 +58,10 @@ class EngineSession:
     __slots__ = (
         "__weakref__",
         "_finished",
+        "_holds",
         "_server",
-        "_timer_scope",
         "_wakeup",
+        "_writing",
         "close_code",
         "config",
         "poll_pending",
@@ -68,6 +70,7 @@ class EngineSession:
         "release_poll",
         "request",
         "state",
+        "ws_send",
     )
 
     def __init__(
@@ -82,9 +85,8 @@ class EngineSession:
         self.config = config
         self.state = SessionState(sid, transport, config, anyio.current_time())
         self.request = request
-        self._wakeup = anyio.Event()
+        self._wakeup = server.new_event()
         self._finished = False
-        self._timer_scope: anyio.CancelScope | None = None
         #: A long-poll GET is waiting for packets (spec: at most one at a time).
         self.poll_pending = False
         #: A POST is being read and dispatched (spec: at most one at a time).
@@ -95,6 +97,10 @@ class EngineSession:
         self.release_poll = False
         #: WebSocket close code sent when the session ends (1009 for an oversized message).
         self.close_code = 1000
+        #: The ASGI ``send`` of the WebSocket carrying the session, once it has one.
+        self.ws_send: Send | None = None
+        self._holds = 0
+        self._writing = False
 
     @property
     def sid(self) -> str:
@@ -122,7 +128,8 @@ class EngineSession:
     def send_packets(self, packets: Sequence[OutPacket]) -> bool:
         """Queue several packets with nothing interleaved between them."""
         if self.state.enqueue(packets):
-            self.wake()
+            if not self._holds:
+                self.wake()
             return True
         if self.state.close_reason is None:
             logger.warning("session %s: outbound buffer over max_buffer_bytes, closing", self.sid)
@@ -138,6 +145,50 @@ class EngineSession:
         if self._closing(reason):
             self.state.take()
 
+    def hold(self) -> None:
+        """Defer waking the transport until :meth:`release`.
+
+        Code that is about to reply (a handler run for a message) holds the
+        session, queues its packets, and on release writes them itself: a reply
+        then costs no task switch to the WebSocket's writer.
+        """
+        self._holds += 1
+
+    async def release(self) -> None:
+        self._holds -= 1
+        if self._holds or not self.state.outbox:
+            return
+        if self.ws_send is not None and not self._writing and self.state.close_reason is None:
+            await self.write_outbox()
+        else:
+            self.wake()
+
+    async def write_outbox(self) -> None:
+        """Write what is queued to the WebSocket; one writer at a time keeps the order."""
+        send = self.ws_send
+        assert send is not None
+        state = self.state
+        self._writing = True
+        try:
+            while state.outbox:
+                for packet in state.take():
+                    data = packet.ws
+                    if isinstance(data, str):
+                        await send({"type": "websocket.send", "text": data})
+                    else:
+                        await send({"type": "websocket.send", "bytes": data})
+        except Exception as exc:  # the peer is gone; ASGI servers raise their own types
+            logger.debug("session %s: write failed: %r", self.sid, exc)
+            self.abort(CloseReason.TRANSPORT_ERROR)
+        finally:
+            self._writing = False
+            if state.outbox or state.close_reason is not None:
+                self.wake()
+
+    @property
+    def writing(self) -> bool:
+        return self._writing
+
     # -- for the transports -----------------------------------------------------
 
     def wake(self) -> None:
@@ -146,7 +197,7 @@ class EngineSession:
 
     def new_wakeup(self) -> anyio.Event:
         """A fresh event to wait on; callers check the outbox after getting it."""
-        self._wakeup = anyio.Event()
+        self._wakeup = self._server.new_event()
         return self._wakeup
 
     def _closing(self, reason: CloseReason) -> bool:
@@ -154,8 +205,6 @@ class EngineSession:
             return False
         self.state.close_reason = reason
         self.state.upgrading = False
-        if self._timer_scope is not None:
-            self._timer_scope.cancel()
         self.wake()
         self._server.session_closing(self)
         return True
@@ -172,26 +221,13 @@ class EngineSession:
         reason = self.state.close_reason or CloseReason.TRANSPORT_CLOSE
         await self._server.session_finished(self, reason)
 
-    async def run_polling_timer(self) -> None:
-        """Heartbeat for a session on polling; stops when it upgrades or closes."""
-        with anyio.CancelScope() as scope:
-            self._timer_scope = scope
-            while not self.closed and self.transport == "polling":
-                await anyio.sleep_until(self.state.deadline())
-                self.on_timer()
-        self._timer_scope = None
-
     def on_timer(self) -> None:
+        """Called by the server's heartbeat once :meth:`SessionState.deadline` has passed."""
         action = self.state.on_timer(anyio.current_time())
         if action is TimerAction.PING_SENT:
             self.wake()
         elif action is TimerAction.TIMED_OUT:
             self.abort(CloseReason.PING_TIMEOUT)
-
-    def stop_polling_timer(self) -> None:
-        if self._timer_scope is not None:
-            self._timer_scope.cancel()
-            self._timer_scope = None
 
     def __repr__(self) -> str:
         return f"<EngineSession {self.sid} {self.transport}{' closed' if self.closed else ''}>"

@@ -107,7 +107,6 @@ def _closing_payload(session: EngineSession) -> str:
     # reference server does); any other close tells the client with CLOSE.
     packets.append(NOOP if reason is CloseReason.TRANSPORT_CLOSE else CLOSE)
     session.state.transport = "polling"
-    session.stop_polling_timer()
     session.post_active = False
     session.forget()
     return encode_payload(packets)

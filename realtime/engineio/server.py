@@ -55,6 +55,7 @@ class EngineServer:
         self.config = config or EngineConfig()
         self.sessions: dict[str, EngineSession] = {}
         self._tg: TaskGroup | None = None
+        self._event_type: Callable[[], anyio.Event] = anyio.Event
 
     # -- lifespan -------------------------------------------------------------
 
@@ -67,6 +68,8 @@ class EngineServer:
         """
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            self._event_type = type(anyio.Event())
+            tg.start_soon(self._heartbeat)
             try:
                 yield
             finally:
@@ -83,6 +86,27 @@ class EngineServer:
             await session.finish()
         # Polling sessions waiting for a last GET go too: nothing will serve it.
         self.sessions.clear()
+
+    async def _heartbeat(self) -> None:
+        """One task runs every session's heartbeat.
+
+        It wakes ``heartbeat_tick`` times per shortest heartbeat period and pings
+        or times out the sessions whose deadline has passed. That costs a scan per
+        tick instead of a timer per session, so sending and receiving never pay
+        for arming one.
+        """
+        config = self.config
+        tick = min(config.ping_interval, config.ping_timeout) / config.heartbeat_ticks
+        while True:
+            await anyio.sleep(tick)
+            now = anyio.current_time()
+            for session in list(self.sessions.values()):
+                if not session.closed and now >= session.state.deadline():
+                    session.on_timer()
+
+    def new_event(self) -> anyio.Event:
+        """An ``anyio.Event`` without looking up the running backend each time."""
+        return self._event_type()
 
     def start_soon(
         self, func: Callable[[*PosArgs], Coroutine[Any, Any, Any]], *args: *PosArgs
@@ -282,7 +306,6 @@ class EngineServer:
             return
         query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
         session = self._new_session(scope, "polling", query)
-        self.start_soon(session.run_polling_timer)
         await send_text(send, self._open_packet(session).polling, cors)
         await self._connected(session)
 

@@ -2,8 +2,8 @@
 
 No awaits, sockets or clocks here: callers pass ``now`` and ask for the next
 deadline, so heartbeat behaviour is tested with a fake clock and no sleeps.
-The I/O layer (:mod:`realtime.engineio.connection`) arms one timer from
-:meth:`SessionState.deadline` and calls :meth:`SessionState.on_timer`.
+The server's heartbeat task (:mod:`realtime.engineio.server`) compares
+:meth:`SessionState.deadline` with the clock and calls :meth:`SessionState.on_timer`.
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ async def run_session(
     session: EngineSession, handler: EngineHandler, receive: Receive, send: Send
 ) -> None:
     """Carry an open session over this WebSocket until either side closes it."""
+    session.ws_send = send
     async with anyio.create_task_group() as tg:
         tg.start_soon(_write, session, send, tg.cancel_scope)
         await _read(session, handler, receive, send)
@@ -87,7 +88,11 @@ async def _read(
             return
         ptype = packet.type
         if ptype is PacketType.MESSAGE:
-            await handler.on_message(session, packet.data)
+            session.hold()
+            try:
+                await handler.on_message(session, packet.data)
+            finally:
+                await session.release()
         elif ptype is PacketType.PONG:
             session.state.on_pong(anyio.current_time())
         elif ptype is PacketType.CLOSE:
@@ -99,25 +104,17 @@ async def _read(
 
 
 async def _write(session: EngineSession, send: Send, scope: anyio.CancelScope) -> None:
-    """Send queued packets, run the heartbeat, and close the socket at the end."""
+    """Send what others queue (replies are written by their handlers), then close."""
     state = session.state
     try:
         while True:
-            if state.outbox:
-                for packet in state.take():
-                    data = packet.ws
-                    if isinstance(data, str):
-                        await send({"type": "websocket.send", "text": data})
-                    else:
-                        await send({"type": "websocket.send", "bytes": data})
-                continue
-            if state.close_reason is not None:
-                break
-            wakeup = session.new_wakeup()
-            with anyio.move_on_after(state.deadline() - anyio.current_time()):
-                await wakeup.wait()
-            if not wakeup.is_set():
-                session.on_timer()
+            if not session.writing:
+                if state.outbox:
+                    await session.write_outbox()
+                    continue
+                if state.close_reason is not None:
+                    break
+            await session.new_wakeup().wait()
         await send({"type": "websocket.close", "code": session.close_code})
     except Exception as exc:  # the peer is gone; uvicorn raises its own error types
         logger.debug("session %s: write failed: %r", session.sid, exc)
@@ -167,7 +164,6 @@ async def _upgrade(
     state = session.state
     state.upgrading = False
     state.transport = "websocket"
-    session.stop_polling_timer()
     session.release_poll = False
     session.wake()  # a GET held during the upgrade is refused, like any later one
     await run_session(session, handler, receive, send)

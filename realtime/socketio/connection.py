@@ -89,13 +89,22 @@ class Connection:
             )
         elif ptype is PacketType.EVENT:
             if self.server.async_handlers:
-                self.server.engine.start_soon(socket.handle_event, packet)
+                self.server.engine.start_soon(self._run_event, socket, packet)
             else:
                 await socket.handle_event(packet)
         elif ptype is PacketType.ACK:
             socket.handle_ack(packet)
         elif ptype is PacketType.DISCONNECT:
             await socket.closed(DisconnectReason.CLIENT_NAMESPACE_DISCONNECT)
+
+    async def _run_event(self, socket: Socket, packet: Packet) -> None:
+        # Holding the session lets the handler's replies go out when it returns,
+        # written by this task, instead of waking the WebSocket's writer per packet.
+        self.session.hold()
+        try:
+            await socket.handle_event(packet)
+        finally:
+            await self.session.release()
 
     async def disconnect_all(self) -> None:
         """Server-side ``disconnect(close=True)``: leave every namespace, then close."""

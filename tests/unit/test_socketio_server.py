@@ -60,6 +60,12 @@ class FakeSession:
         if self.close_reason is None:
             self.close_reason = reason
 
+    def hold(self) -> None:
+        pass
+
+    async def release(self) -> None:
+        pass
+
 
 class Peer:
     """A client as the server's engine handler sees it."""

@@ -65,6 +65,7 @@ class EngineSession:
         "close_code",
         "config",
         "poll_pending",
+        "poll_scope",
         "post_active",
         "probing",
         "release_poll",
@@ -89,6 +90,8 @@ class EngineSession:
         self._finished = False
         #: A long-poll GET is waiting for packets (spec: at most one at a time).
         self.poll_pending = False
+        #: Cancelled by :meth:`wake` to release the pending GET's wait.
+        self.poll_scope: anyio.CancelScope | None = None
         #: A POST is being read and dispatched (spec: at most one at a time).
         self.post_active = False
         #: A WebSocket is open to upgrade this session (spec: at most one).
@@ -194,6 +197,8 @@ class EngineSession:
     def wake(self) -> None:
         if not self._wakeup.is_set():
             self._wakeup.set()
+        if self.poll_scope is not None:
+            self.poll_scope.cancel()
 
     def new_wakeup(self) -> anyio.Event:
         """A fresh event to wait on; callers check the outbox after getting it."""

@@ -45,59 +45,62 @@ async def handle_get(
 async def _wait_for_packets(
     session: EngineSession, receive: Receive
 ) -> str | EngineRequestError | None:
-    """Block until there is something to answer; ``None`` if the client went away."""
-    gone = False
+    """Block until there is something to answer; ``None`` if the client went away.
+
+    The wait is the request's own ``receive()``, which only returns when the
+    client disconnects; :meth:`EngineSession.wake` cancels it when there is
+    something to answer. So a waiting GET costs no extra task.
+    """
     hold_until: float | None = None
-
-    async def watch_disconnect() -> None:
-        nonlocal gone
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        gone = True
-        session.wake()
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(watch_disconnect)
-        try:
-            while True:
-                state = session.state
-                if gone:
-                    # Packets are only taken once a reply can be written, so a
-                    # GET the client gave up on loses nothing; like the reference
-                    # server, an abandoned poll ends the session.
-                    session.abort(CloseReason.TRANSPORT_CLOSE)
+    while True:
+        state = session.state
+        if state.close_reason is not None:
+            return _closing_payload(session)
+        if session.release_poll:
+            # Spec, "Upgrade": a NOOP releases the GET pending at the probe.
+            session.release_poll = False
+            return NOOP.polling
+        if state.transport != "polling":
+            # Arrived while the upgrade was under way: the session now
+            # lives on the WebSocket and the old transport is refused.
+            return EngineRequestError(EngineRequestError.BAD_REQUEST)
+        if state.upgrading:
+            # A GET that arrives mid-upgrade (clients pause polling, so this is
+            # rare) is held briefly, as the reference server's fast-upgrade
+            # check does, then released with NOOP; if the upgrade completes
+            # first it is refused like any later GET. The hold is measured
+            # once: packets queued meanwhile wake this loop but don't extend it.
+            if hold_until is None:
+                hold_until = anyio.current_time() + UPGRADE_HOLD
+            elif anyio.current_time() >= hold_until:
+                return NOOP.polling
+            with anyio.move_on_at(hold_until):
+                if await _until_woken(session, receive):
                     return None
-                if state.close_reason is not None:
-                    return _closing_payload(session)
-                if session.release_poll:
-                    # Spec, "Upgrade": a NOOP releases the GET pending at the probe.
-                    session.release_poll = False
-                    return NOOP.polling
-                if state.transport != "polling":
-                    # Arrived while the upgrade was under way: the session now
-                    # lives on the WebSocket and the old transport is refused.
-                    return EngineRequestError(EngineRequestError.BAD_REQUEST)
-                wakeup = session.new_wakeup()
-                if state.upgrading:
-                    # A GET that arrives mid-upgrade (clients pause polling, so
-                    # this is rare) is held briefly, as the reference server's
-                    # fast-upgrade check does, then released with NOOP; if the
-                    # upgrade completes first it is refused like any later GET.
-                    # The hold is measured once: packets queued meanwhile wake
-                    # this loop but must not extend it.
-                    if hold_until is None:
-                        hold_until = anyio.current_time() + UPGRADE_HOLD
-                    with anyio.move_on_at(hold_until) as hold:
-                        await wakeup.wait()
-                    if state.upgrading and hold.cancelled_caught:
-                        return NOOP.polling
-                    continue
-                if state.outbox:
-                    return encode_payload(state.take())
-                await wakeup.wait()
+            continue
+        if state.outbox:
+            return encode_payload(state.take())
+        if await _until_woken(session, receive):
+            return None
+
+
+async def _until_woken(session: EngineSession, receive: Receive) -> bool:
+    """Wait for a wake-up; ``True`` if the client disconnected instead.
+
+    Packets are only taken once a reply can be written, so a GET the client
+    gave up on loses nothing; like the reference server, an abandoned poll
+    ends the session.
+    """
+    with anyio.CancelScope() as scope:
+        session.poll_scope = scope
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
         finally:
-            tg.cancel_scope.cancel()
-    return None  # pragma: no cover - the loop only leaves by return
+            session.poll_scope = None
+        session.abort(CloseReason.TRANSPORT_CLOSE)
+        return True
+    return False
 
 
 def _closing_payload(session: EngineSession) -> str:

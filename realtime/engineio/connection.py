@@ -20,6 +20,7 @@ from starlette.types import Send
 from realtime.engineio.config import EngineConfig, Transport
 from realtime.engineio.packets import OutPacket
 from realtime.engineio.session import CloseReason, SessionState, TimerAction
+from realtime.engineio.session import now as clock
 
 if TYPE_CHECKING:
     from realtime.engineio.server import EngineServer
@@ -84,7 +85,7 @@ class EngineSession:
     ) -> None:
         self._server = server
         self.config = config
-        self.state = SessionState(sid, transport, config, anyio.current_time())
+        self.state = SessionState(sid, transport, config, clock())
         self.request = request
         self._wakeup = server.new_event()
         self._finished = False
@@ -228,7 +229,7 @@ class EngineSession:
 
     def on_timer(self) -> None:
         """Called by the server's heartbeat once :meth:`SessionState.deadline` has passed."""
-        action = self.state.on_timer(anyio.current_time())
+        action = self.state.on_timer(clock())
         if action is TimerAction.PING_SENT:
             self.wake()
         elif action is TimerAction.TIMED_OUT:

@@ -15,6 +15,7 @@ from realtime.engineio.connection import GRACEFUL, EngineHandler, EngineSession
 from realtime.engineio.packets import CLOSE, NOOP, PacketType, decode_payload, encode_payload
 from realtime.engineio.responses import Headers, send_error, send_text
 from realtime.engineio.session import CloseReason
+from realtime.engineio.session import now as clock
 from realtime.exceptions import EngineRequestError, PacketDecodeError, PayloadTooLarge
 
 logger = logging.getLogger("realtime.engineio")
@@ -71,10 +72,10 @@ async def _wait_for_packets(
             # first it is refused like any later GET. The hold is measured
             # once: packets queued meanwhile wake this loop but don't extend it.
             if hold_until is None:
-                hold_until = anyio.current_time() + UPGRADE_HOLD
-            elif anyio.current_time() >= hold_until:
+                hold_until = clock() + UPGRADE_HOLD
+            elif clock() >= hold_until:
                 return NOOP.polling
-            with anyio.move_on_at(hold_until):
+            with anyio.move_on_after(hold_until - clock()):
                 if await _until_woken(session, receive):
                     return None
             continue
@@ -160,7 +161,7 @@ async def handle_post(
             if ptype is PacketType.MESSAGE:
                 await handler.on_message(session, packet.data)
             elif ptype is PacketType.PONG:
-                session.state.on_pong(anyio.current_time())
+                session.state.on_pong(clock())
             elif ptype is PacketType.CLOSE:
                 session.abort(CloseReason.TRANSPORT_CLOSE)
             elif ptype in (PacketType.OPEN, PacketType.UPGRADE, PacketType.PING):

@@ -17,7 +17,6 @@ from urllib.parse import parse_qsl
 
 import anyio
 from anyio.abc import TaskGroup
-from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import Receive, Scope, Send
 
@@ -28,6 +27,7 @@ from realtime.engineio.packets import OutPacket, PacketType
 from realtime.engineio.polling import handle_get, handle_post
 from realtime.engineio.responses import send_error, send_response, send_text
 from realtime.engineio.session import CloseReason
+from realtime.engineio.session import now as clock
 from realtime.engineio.websocket import run_session, run_upgrade
 from realtime.exceptions import (
     BufferFullError,
@@ -41,6 +41,19 @@ logger = logging.getLogger("realtime.engineio")
 PosArgs = TypeVarTuple("PosArgs")
 
 BAD_REQUEST = EngineRequestError.BAD_REQUEST
+
+
+#: The request headers the engine itself looks at.
+_WANTED = frozenset((b"origin", b"host", b"content-type", b"access-control-request-headers"))
+
+
+def request_headers(scope: Scope) -> dict[str, str]:
+    """The few headers the engine needs, in one pass over the raw list (hot path)."""
+    found: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        if name in _WANTED and name not in found:
+            found[name.decode("latin-1")] = value.decode("latin-1")
+    return found
 
 
 class EngineServer:
@@ -99,7 +112,7 @@ class EngineServer:
         tick = min(config.ping_interval, config.ping_timeout) / config.heartbeat_ticks
         while True:
             await anyio.sleep(tick)
-            now = anyio.current_time()
+            now = clock()
             for session in list(self.sessions.values()):
                 if not session.closed and now >= session.state.deadline():
                     session.on_timer()
@@ -214,7 +227,7 @@ class EngineServer:
             raise EngineRequestError(EngineRequestError.UNSUPPORTED_PROTOCOL_VERSION)
 
     async def _serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = Headers(scope=scope)
+        headers = request_headers(scope)
         origin = headers.get("origin")
         if not origin_allowed(self.config, origin, headers.get("host")):
             logger.info("refused a request from origin %s", origin)
@@ -240,7 +253,7 @@ class EngineServer:
                 await self._handshake_polling(scope, send, cors)
                 return
             session = self.sessions.get(sid)
-            if session is not None and anyio.current_time() >= session.state.deadline():
+            if session is not None and clock() >= session.state.deadline():
                 # The timer may not have run yet: a poll that comes after the
                 # pong deadline must not revive a session that has timed out.
                 session.on_timer()
@@ -319,7 +332,7 @@ class EngineServer:
     async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
             return
-        headers = Headers(scope=scope)
+        headers = request_headers(scope)
         origin = headers.get("origin")
         query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
         try:

@@ -9,11 +9,16 @@ The server's heartbeat task (:mod:`realtime.engineio.server`) compares
 from __future__ import annotations
 
 import enum
+import time
 from collections import deque
 from collections.abc import Iterable
 
 from realtime.engineio.config import EngineConfig, Transport
 from realtime.engineio.packets import PING, OutPacket
+
+#: The clock every deadline is measured on. A plain monotonic clock, the same
+#: under any event loop, and cheaper than asking the running backend each time.
+now = time.monotonic
 
 
 class CloseReason(enum.StrEnum):

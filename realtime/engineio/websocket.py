@@ -17,6 +17,7 @@ from starlette.types import Message, Receive, Send
 from realtime.engineio.connection import EngineHandler, EngineSession
 from realtime.engineio.packets import PONG_PROBE, PacketType, decode_frame
 from realtime.engineio.session import CloseReason
+from realtime.engineio.session import now as clock
 from realtime.exceptions import PacketDecodeError
 
 logger = logging.getLogger("realtime.engineio")
@@ -94,7 +95,7 @@ async def _read(
             finally:
                 await session.release()
         elif ptype is PacketType.PONG:
-            session.state.on_pong(anyio.current_time())
+            session.state.on_pong(clock())
         elif ptype is PacketType.CLOSE:
             session.abort(CloseReason.TRANSPORT_CLOSE)
         elif ptype is PacketType.OPEN:

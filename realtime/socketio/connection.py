@@ -2,16 +2,14 @@
 
 It decodes the session's messages, routes packets to sockets, and enforces the
 connection rules of socket.io-protocol v5: the first packet must be CONNECT,
-a malformed packet closes the session with "parse error", and a session that
-joins no namespace within ``connect_timeout`` is closed.
+a malformed packet closes the session with "parse error". (A session that joins
+no namespace within ``connect_timeout`` is closed by the server's sweep.)
 """
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
-
-import anyio
 
 from realtime.adapters.base import encode_frames
 from realtime.engineio import CloseReason, EngineSession
@@ -35,7 +33,6 @@ class Connection:
         self.decoder = Decoder(limits)
         self.sockets: dict[str, Socket] = {}
         self.joined_once = False
-        self.timeout_scope = anyio.CancelScope()
 
     def __repr__(self) -> str:
         return f"<Connection {self.session.sid} namespaces={list(self.sockets)}>"
@@ -46,14 +43,6 @@ class Connection:
     def forget(self, socket: Socket) -> None:
         if self.sockets.get(socket.namespace.name) is socket:
             del self.sockets[socket.namespace.name]
-
-    async def close_if_idle(self, delay: float) -> None:
-        """Spec: a server that gets no CONNECT MUST close the connection."""
-        with self.timeout_scope:
-            await anyio.sleep(delay)
-            if not self.sockets and not self.session.closed:
-                logger.debug("session %s joined no namespace in %ss", self.session.sid, delay)
-                self.session.close(CloseReason.FORCED_CLOSE)
 
     async def receive(self, message: str | bytes) -> None:
         if self.session.closed:
@@ -78,7 +67,7 @@ class Connection:
             self.joined_once = True
             await self.server.connect(self, packet.namespace, packet.data or {})
             if self.sockets:
-                self.timeout_scope.cancel()
+                self.server.joined(self)
         elif ptype is PacketType.CONNECT_ERROR or not self.joined_once:
             # Only a server sends CONNECT_ERROR, and the first packet must be CONNECT.
             self.session.close(CloseReason.PARSE_ERROR)
@@ -113,7 +102,6 @@ class Connection:
         self.session.close(CloseReason.FORCED_CLOSE)
 
     async def closed(self, reason: CloseReason) -> None:
-        self.timeout_scope.cancel()
         why = DisconnectReason.from_close(reason)
         for socket in list(self.sockets.values()):
             await socket.closed(why)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -77,6 +78,8 @@ class Server:
         self.namespaces: dict[str, Namespace] = {}
         self.parent_namespaces: list[ParentNamespace] = []
         self.connections: dict[str, Connection] = {}
+        #: Engine sessions that have not joined a namespace yet, with their deadline.
+        self._unjoined: dict[str, float] = {}
         self._started = False
         self.main = self.of(MAIN_NAMESPACE)
 
@@ -173,6 +176,7 @@ class Server:
         self._started = True
         try:
             async with self.engine.lifespan():
+                self.engine.start_soon(self._close_unjoined)
                 yield
         finally:
             self._started = False
@@ -200,7 +204,27 @@ class Server:
     async def on_connect(self, session: EngineSession) -> None:
         connection = Connection(self, session, self.limits)
         self.connections[session.sid] = connection
-        self.engine.start_soon(connection.close_if_idle, self.connect_timeout)
+        self._unjoined[session.sid] = time.monotonic() + self.connect_timeout
+
+    def joined(self, connection: Connection) -> None:
+        self._unjoined.pop(connection.session.sid, None)
+
+    async def _close_unjoined(self) -> None:
+        """Spec: a server that gets no CONNECT in time MUST close the connection.
+
+        One sweep, ten times per ``connect_timeout``, instead of a timer task
+        per connection: connecting costs no task spawn and no cancellation.
+        """
+        while True:
+            await anyio.sleep(self.connect_timeout / 10)
+            now = time.monotonic()
+            expired = [sid for sid, deadline in self._unjoined.items() if deadline <= now]
+            for sid in expired:
+                del self._unjoined[sid]
+                connection = self.connections.get(sid)
+                if connection is not None and not connection.sockets:
+                    logger.debug("session %s joined no namespace in time", sid)
+                    connection.session.close(CloseReason.FORCED_CLOSE)
 
     async def on_message(self, session: EngineSession, data: str | bytes) -> None:
         connection = self.connections.get(session.sid)
@@ -208,6 +232,7 @@ class Server:
             await connection.receive(data)
 
     async def on_disconnect(self, session: EngineSession, reason: CloseReason) -> None:
+        self._unjoined.pop(session.sid, None)
         connection = self.connections.pop(session.sid, None)
         if connection is not None:
             await connection.closed(reason)

@@ -358,10 +358,10 @@ class EngineServer:
                 await send({"type": "websocket.accept"})
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            await run_upgrade(session, self.handler, receive, send)
+            await run_upgrade(self, session, self.handler, receive, send)
             return
         await send({"type": "websocket.accept"})
         session = self._new_session(scope, "websocket", query)
         session.send_packets((self._open_packet(session),))
         await self._connected(session)
-        await run_session(session, self.handler, receive, send)
+        await run_session(self, session, self.handler, receive, send)

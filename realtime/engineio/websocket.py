@@ -10,6 +10,7 @@ the WebSocket, in order, once ``5`` arrives.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import anyio
 from starlette.types import Message, Receive, Send
@@ -19,6 +20,9 @@ from realtime.engineio.packets import PONG_PROBE, PacketType, decode_frame
 from realtime.engineio.session import CloseReason
 from realtime.engineio.session import now as clock
 from realtime.exceptions import PacketDecodeError
+
+if TYPE_CHECKING:
+    from realtime.engineio.server import EngineServer
 
 logger = logging.getLogger("realtime.engineio")
 
@@ -46,13 +50,25 @@ def too_large(frame: str | bytes, limit: int) -> bool:
 
 
 async def run_session(
-    session: EngineSession, handler: EngineHandler, receive: Receive, send: Send
+    server: EngineServer,
+    session: EngineSession,
+    handler: EngineHandler,
+    receive: Receive,
+    send: Send,
 ) -> None:
-    """Carry an open session over this WebSocket until either side closes it."""
+    """Carry an open session over this WebSocket until either side closes it.
+
+    The writer runs in the server's task group rather than in a task group of
+    this connection's own (cheaper to connect); this call, which owns ``send``,
+    still returns only after the writer is done with it.
+    """
     session.ws_send = send
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_write, session, send, tg.cancel_scope)
+    reading = anyio.CancelScope()
+    done = server.new_event()
+    server.start_soon(_write, session, send, reading, done)
+    with reading:
         await _read(session, handler, receive, send)
+    await done.wait()
     await session.finish()
 
 
@@ -104,7 +120,9 @@ async def _read(
         # PING (a late probe), UPGRADE and NOOP carry nothing for an open session.
 
 
-async def _write(session: EngineSession, send: Send, scope: anyio.CancelScope) -> None:
+async def _write(
+    session: EngineSession, send: Send, reading: anyio.CancelScope, done: anyio.Event
+) -> None:
     """Send what others queue (replies are written by their handlers), then close."""
     state = session.state
     try:
@@ -121,22 +139,31 @@ async def _write(session: EngineSession, send: Send, scope: anyio.CancelScope) -
         logger.debug("session %s: write failed: %r", session.sid, exc)
         session.abort(CloseReason.TRANSPORT_ERROR)
     finally:
-        scope.cancel()
+        reading.cancel()
+        done.set()
 
 
 async def run_upgrade(
-    session: EngineSession, handler: EngineHandler, receive: Receive, send: Send
+    server: EngineServer,
+    session: EngineSession,
+    handler: EngineHandler,
+    receive: Receive,
+    send: Send,
 ) -> None:
     """Probe a polling session's new WebSocket, then move the session onto it."""
     session.probing = True
     try:
-        await _upgrade(session, handler, receive, send)
+        await _upgrade(server, session, handler, receive, send)
     finally:
         session.probing = False
 
 
 async def _upgrade(
-    session: EngineSession, handler: EngineHandler, receive: Receive, send: Send
+    server: EngineServer,
+    session: EngineSession,
+    handler: EngineHandler,
+    receive: Receive,
+    send: Send,
 ) -> None:
     await send({"type": "websocket.accept"})
     upgraded = False
@@ -167,4 +194,4 @@ async def _upgrade(
     state.transport = "websocket"
     session.release_poll = False
     session.wake()  # a GET held during the upgrade is refused, like any later one
-    await run_session(session, handler, receive, send)
+    await run_session(server, session, handler, receive, send)

@@ -4,10 +4,10 @@
     .venv/bin/python -m benchmarks.run --full       # repeats, longer windows
 
 Each target server runs as its own process pinned to CPU 0; the load
-generator (benchmarks/loader/load.js, Node + ws) runs in another process
+generator (benchmarks/loader/load.js, Node) runs in another process
 pinned to CPU 1 and reports its own CPU use so that a loader-bound run is
 visible. Results: a table on stdout, benchmarks/results/latest.json and
-benchmarks/results/latest.png.
+benchmarks/results/latest.md and latest.png.
 """
 
 from __future__ import annotations

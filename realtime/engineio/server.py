@@ -29,6 +29,7 @@ from realtime.engineio.responses import send_error, send_response, send_text
 from realtime.engineio.session import CloseReason
 from realtime.engineio.session import now as clock
 from realtime.engineio.websocket import run_session, run_upgrade
+from realtime.engineio.workers import Workers
 from realtime.exceptions import (
     BufferFullError,
     EngineRequestError,
@@ -69,6 +70,7 @@ class EngineServer:
         self.sessions: dict[str, EngineSession] = {}
         self._tg: TaskGroup | None = None
         self._event_type: Callable[[], anyio.Event] = anyio.Event
+        self.workers = Workers(self.start_soon, self.new_event)
 
     # -- lifespan -------------------------------------------------------------
 
@@ -82,6 +84,7 @@ class EngineServer:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             self._event_type = type(anyio.Event())
+            self.workers = Workers(tg.start_soon, self.new_event)
             tg.start_soon(self._heartbeat)
             try:
                 yield
@@ -89,6 +92,7 @@ class EngineServer:
                 with anyio.CancelScope(shield=True):
                     await self.shutdown()
                 self._tg = None
+                self.workers.clear()
                 tg.cancel_scope.cancel()
 
     async def shutdown(self) -> None:
@@ -146,6 +150,17 @@ class EngineServer:
         session = self.sessions.get(sid)
         if session is not None:
             session.close(CloseReason.FORCED_CLOSE)
+
+    def run_soon(
+        self, func: Callable[[*PosArgs], Coroutine[Any, Any, Any]], *args: *PosArgs
+    ) -> None:
+        """Run a short job ``func(*args)`` in the server's task group, on a reused task.
+
+        Errors are logged, not raised. See :mod:`realtime.engineio.workers`.
+        """
+        if self._tg is None:
+            raise NotRunningError("the engine is not running: serve it with lifespan enabled")
+        self.workers.submit(func, *args)
 
     @property
     def running(self) -> bool:

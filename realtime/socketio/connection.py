@@ -78,7 +78,7 @@ class Connection:
             )
         elif ptype is PacketType.EVENT:
             if self.server.async_handlers:
-                self.server.engine.start_soon(self._run_event, socket, packet)
+                self.server.engine.run_soon(self._run_event, socket, packet)
             else:
                 await socket.handle_event(packet)
         elif ptype is PacketType.ACK:

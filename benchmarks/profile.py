@@ -1,0 +1,114 @@
+"""Profile one target in one scenario: server CPU per message, and where it goes.
+
+    .venv/bin/python -m benchmarks.profile realtime echo-50x1            # CPU µs per message
+    .venv/bin/python -m benchmarks.profile realtime echo-50x1 --py-spy   # + top functions
+
+Server CPU time per message is far steadier than throughput on a shared
+machine, so it is what to compare when changing the server. ``--py-spy`` needs
+``pip install py-spy``; it samples the server process while the loader runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.run import HERE, LOADER, SERVER_CPU, TARGETS, free_port, scenarios
+
+WS = "websockets-sansio"  # the harness's default uvicorn --ws
+
+LOADER_CPU = 1
+
+
+def top_functions(raw: Path, count: int) -> list[tuple[float, str]]:
+    """Inclusive share of samples per function, from py-spy's ``--format raw``."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack:
+            continue
+        total += int(n)
+        frames = {re.sub(r":\d+\)$", ")", f) for f in stack.split(";")}
+        for frame in frames:
+            inclusive[frame] += int(n)
+    return [(100 * n / max(total, 1), f) for f, n in inclusive.most_common(count)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("target", choices=[t.name for t in TARGETS])
+    parser.add_argument("scenario", choices=[s.name for s in scenarios(full=True)])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--py-spy", action="store_true")
+    parser.add_argument("--top", type=int, default=40)
+    args = parser.parse_args()
+
+    target = next(t for t in TARGETS if t.name == args.target)
+    scenario = next(s for s in scenarios(full=True) if s.name == args.scenario)
+    port = free_port()
+    server = subprocess.Popen(
+        ["taskset", "-c", str(SERVER_CPU), *target.command(port, shutil.which("node"), WS)],
+        cwd=HERE.parent,
+        stdout=subprocess.DEVNULL,
+    )
+    spy: subprocess.Popen[bytes] | None = None
+    raw = Path(tempfile.mkstemp(suffix=".txt")[1])
+    try:
+        time.sleep(2.0)
+        if args.py_spy:
+            spy = subprocess.Popen(
+                ["py-spy", "record", "-p", str(server.pid), "-d", str(int(args.seconds) + 1),
+                 "-r", "200", "-f", "raw", "-o", str(raw)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        config = {
+            **scenario.loader,
+            "duration_s": args.seconds,
+            "host": "127.0.0.1",
+            "port": port,
+            "proto": target.proto,
+            "server_pid": server.pid,
+            "clk_tck": 100,
+            "client": "fast",
+            "deadline_s": 90,
+        }
+        out = subprocess.run(
+            ["taskset", "-c", str(LOADER_CPU), "node", str(LOADER), json.dumps(config)],
+            cwd=HERE,
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+        result = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    finally:
+        if spy is not None:
+            spy.wait(30)
+        server.terminate()
+        server.wait(10)
+    if not result.get("ok"):
+        sys.exit(f"loader failed: {result}")
+    n = result.get("n") or 1
+    cpu_s = (result.get("server_cpu") or 0.0) * result["measured_s"]
+    print(
+        f"{args.target} {args.scenario}: {result['throughput']:,.0f} {result['unit']}, "
+        f"server CPU {100 * (result.get('server_cpu') or 0):.0f}%, "
+        f"{1e6 * cpu_s / n:.1f} µs of server CPU per {'round' if 'rounds' in result else 'message'}"
+    )
+    if spy is not None and raw.stat().st_size:
+        for share, frame in top_functions(raw, args.top):
+            print(f"{share:5.1f}%  {frame}")
+    raw.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()

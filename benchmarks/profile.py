@@ -24,6 +24,7 @@ from pathlib import Path
 from benchmarks.run import HERE, LOADER, SERVER_CPU, TARGETS, free_port, scenarios
 
 WS = "websockets-sansio"  # the harness's default uvicorn --ws
+PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 
 LOADER_CPU = 1
 
@@ -66,7 +67,7 @@ def main() -> None:
         time.sleep(2.0)
         if args.py_spy:
             spy = subprocess.Popen(
-                ["py-spy", "record", "-p", str(server.pid), "-d", str(int(args.seconds) + 1),
+                [PY_SPY, "record", "-p", str(server.pid), "-d", str(int(args.seconds) + 1),
                  "-r", "200", "-f", "raw", "-o", str(raw)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest node-test install node-install bench bench-quick clean
+.PHONY: demo test lint typecheck pytest node-test install node-install bench bench-quick bench-install clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,13 +42,18 @@ node-test: install node-install
 
 test: lint typecheck pytest node-test
 
-bench-quick: install
+benchmarks/node_modules/.installed: benchmarks/package-lock.json
+	cd benchmarks && npm ci --no-audit --no-fund
+	touch $@
+
+bench-install: install benchmarks/node_modules/.installed
 	$(BIN)/python -m pip install -q -e '.[bench]'
+
+bench-quick: bench-install
 	$(BIN)/python -m benchmarks.run --quick
 
-bench: install
-	$(BIN)/python -m pip install -q -e '.[bench]'
+bench: bench-install
 	$(BIN)/python -m benchmarks.run --full
 
 clean:
-	rm -rf $(VENV) client-js/node_modules tests/node/node_modules
+	rm -rf $(VENV) client-js/node_modules tests/node/node_modules benchmarks/node_modules

@@ -118,8 +118,12 @@ class SessionState:
             # heartbeat is what detects the stuck client in the first place.
             self.outbox.append(PING)
             self.outbox_bytes += PING.size
+            # The deadline keeps to the schedule (ping due + timeout), as with
+            # a precise timer, so a heartbeat checked a little late still ends
+            # a silent session on time; but a ping sent very late (a stalled
+            # loop) still leaves the client at least half the timeout.
+            self.pong_deadline = max(self.next_ping + self._timeout, now + self._timeout / 2)
             self.next_ping = None
-            self.pong_deadline = now + self._timeout
             return TimerAction.PING_SENT
         return TimerAction.NOTHING
 

@@ -33,11 +33,19 @@ class TestHeartbeat:
         assert state.on_timer(T0 + 44.999) is TimerAction.NOTHING
         assert state.on_timer(T0 + 45.0) is TimerAction.TIMED_OUT
 
-    def test_late_timer_measures_the_timeout_from_the_ping(self) -> None:
-        # The timer fired late (at +30): the pong deadline counts from then.
+    def test_a_slightly_late_check_keeps_to_the_schedule(self) -> None:
+        # Checked at +27 instead of +25: the pong is still due at +25 + 20.
         state = make()
-        assert state.on_timer(T0 + 30.0) is TimerAction.PING_SENT
+        assert state.on_timer(T0 + 27.0) is TimerAction.PING_SENT
+        assert state.deadline() == T0 + 45.0
+
+    def test_a_very_late_ping_leaves_half_the_timeout(self) -> None:
+        # Checked at +40 (the loop stalled): the client still gets 10 of the 20 s.
+        state = make()
+        assert state.on_timer(T0 + 40.0) is TimerAction.PING_SENT
         assert state.deadline() == T0 + 50.0
+        assert state.on_timer(T0 + 49.9) is TimerAction.NOTHING
+        assert state.on_timer(T0 + 50.0) is TimerAction.TIMED_OUT
 
     def test_only_one_ping_per_interval(self) -> None:
         state = make()

@@ -110,8 +110,6 @@ def _closing_payload(session: EngineSession) -> str:
     # A client that sent CLOSE gets its pending GET back with a NOOP (as the
     # reference server does); any other close tells the client with CLOSE.
     packets.append(NOOP if reason is CloseReason.TRANSPORT_CLOSE else CLOSE)
-    session.state.transport = "polling"
-    session.post_active = False
     session.forget()
     return encode_payload(packets)
 
@@ -130,6 +128,20 @@ async def handle_post(
         return
     session.post_active = True
     try:
+        await _dispatch_post(session, handler, receive, send, headers, content_type)
+    finally:
+        session.post_active = False
+
+
+async def _dispatch_post(
+    session: EngineSession,
+    handler: EngineHandler,
+    receive: Receive,
+    send: Send,
+    headers: Headers,
+    content_type: str | None,
+) -> None:
+    try:
         if content_type is not None and content_type.startswith("application/octet-stream"):
             # v4 clients always send text payloads (binary as base64).
             raise PacketDecodeError("binary POST bodies are not used in Engine.IO v4")
@@ -139,41 +151,34 @@ async def handle_post(
         logger.info("session %s: POST body over max_payload, closing", session.sid)
         session.abort(CloseReason.TRANSPORT_ERROR)
         await send_error(send, EngineRequestError(3, "Payload too large", status=413), headers)
-        session.post_active = False
         return
     except PacketDecodeError as exc:
         logger.info("session %s: bad POST payload (%s), closing", session.sid, exc)
         session.abort(CloseReason.PARSE_ERROR)
         await send_error(send, EngineRequestError(EngineRequestError.BAD_REQUEST), headers)
-        session.post_active = False
         return
 
-    # Answer before dispatching would reorder nothing, but answering after keeps
-    # the client from sending its next POST while handlers still run.
+    # Answering after dispatch keeps the client from sending its next POST
+    # while this one's packets are still being handled.
     step = session.config.packets_per_checkpoint
-    try:
-        for index, packet in enumerate(packets):
-            if session.closed:
-                break
-            if index and index % step == 0:
-                await anyio.lowlevel.checkpoint()
-            ptype = packet.type
-            if ptype is PacketType.MESSAGE:
-                await handler.on_message(session, packet.data)
-            elif ptype is PacketType.PONG:
-                session.state.on_pong(clock())
-            elif ptype is PacketType.CLOSE:
-                session.abort(CloseReason.TRANSPORT_CLOSE)
-            elif ptype in (PacketType.OPEN, PacketType.UPGRADE, PacketType.PING):
-                # Not something a client sends over polling in v4.
-                logger.info(
-                    "session %s: unexpected %s packet over polling", session.sid, ptype.name
-                )
-                session.abort(CloseReason.PARSE_ERROR)
-                await send_error(send, EngineRequestError(EngineRequestError.BAD_REQUEST), headers)
-                return
-    finally:
-        session.post_active = False
+    for index, packet in enumerate(packets):
+        if session.closed:
+            break
+        if index and index % step == 0:
+            await anyio.lowlevel.checkpoint()
+        ptype = packet.type
+        if ptype is PacketType.MESSAGE:
+            await handler.on_message(session, packet.data)
+        elif ptype is PacketType.PONG:
+            session.state.on_pong(clock())
+        elif ptype is PacketType.CLOSE:
+            session.abort(CloseReason.TRANSPORT_CLOSE)
+        elif ptype in (PacketType.OPEN, PacketType.UPGRADE, PacketType.PING):
+            # Not something a client sends over polling in v4.
+            logger.info("session %s: unexpected %s packet over polling", session.sid, ptype.name)
+            session.abort(CloseReason.PARSE_ERROR)
+            await send_error(send, EngineRequestError(EngineRequestError.BAD_REQUEST), headers)
+            return
     await send_text(send, "ok", headers)
 
 

@@ -84,7 +84,6 @@ class EngineServer:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             self._event_type = type(anyio.Event())
-            self.workers = Workers(tg.start_soon, self.new_event)
             tg.start_soon(self._heartbeat)
             try:
                 yield
@@ -233,7 +232,7 @@ class EngineServer:
             return
         await send({"type": "lifespan.shutdown.complete"})
 
-    async def _check(self, scope: Scope, query: dict[str, str], transport_hint: str | None) -> None:
+    def _check(self, query: dict[str, str], transport_hint: str | None) -> None:
         """Spec, "Query parameters", checked in the reference server's order."""
         transport = query.get("transport")
         if transport not in self.config.transports or transport != (transport_hint or transport):
@@ -258,14 +257,14 @@ class EngineServer:
         cors = cors_headers(self.config, origin)
         query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
         try:
-            await self._check(scope, query, None)
+            self._check(query, None)
             if query["transport"] != "polling":
                 raise EngineRequestError(BAD_REQUEST)
             sid = query.get("sid")
             if sid is None:
                 if method != "GET":
                     raise EngineRequestError(EngineRequestError.BAD_HANDSHAKE_METHOD)
-                await self._handshake_polling(scope, send, cors)
+                await self._handshake_polling(scope, query, send, cors)
                 return
             session = self.sessions.get(sid)
             if session is not None and clock() >= session.state.deadline():
@@ -324,7 +323,7 @@ class EngineServer:
         return OutPacket.of(PacketType.OPEN, payload)
 
     async def _handshake_polling(
-        self, scope: Scope, send: Send, cors: list[tuple[bytes, bytes]]
+        self, scope: Scope, query: dict[str, str], send: Send, cors: list[tuple[bytes, bytes]]
     ) -> None:
         try:
             await self._authorize(scope)
@@ -332,7 +331,6 @@ class EngineServer:
             logger.error("%s", exc)
             await send_text(send, str(exc), cors, status=500)
             return
-        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
         session = self._new_session(scope, "polling", query)
         await send_text(send, self._open_packet(session).polling, cors)
         await self._connected(session)
@@ -353,7 +351,7 @@ class EngineServer:
         try:
             if not origin_allowed(self.config, origin, headers.get("host")):
                 raise EngineRequestError(EngineRequestError.FORBIDDEN, status=403)
-            await self._check(scope, query, "websocket")
+            self._check(query, "websocket")
             sid = query.get("sid")
             if sid is None:
                 await self._authorize(scope)

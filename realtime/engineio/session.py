@@ -85,11 +85,13 @@ class SessionState:
         """
         if self.close_reason is not None:
             return False
-        batch = list(packets)
-        size = sum(p.size for p in batch)
+        # A broadcast hands every recipient the same list: no copy per recipient.
+        if not isinstance(packets, list | tuple):
+            packets = list(packets)
+        size = sum(p.size for p in packets)
         if self.outbox_bytes + size > self._max_buffer:
             return False
-        self.outbox.extend(batch)
+        self.outbox.extend(packets)
         self.outbox_bytes += size
         return True
 

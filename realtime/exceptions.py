@@ -18,6 +18,7 @@ else is a local error: a caller bug or a state the application can handle.
     ├── BufferFullError               a session's outbound buffer is over its cap
     ├── AckTimeoutError               an acknowledgement did not arrive in time
     ├── ReservedEventError            the application tried to emit a reserved event name
+    ├── MissingTimeoutError           a broadcast with acknowledgements without a timeout
     └── NotRunningError               the server is used outside its lifespan
 """
 
@@ -117,6 +118,14 @@ class AckTimeoutError(RealtimeError):
 
 class ReservedEventError(RealtimeError, ValueError):
     """The application tried to emit one of Socket.IO's reserved event names."""
+
+
+class MissingTimeoutError(RealtimeError, ValueError):
+    """A broadcast awaited acknowledgements without ``timeout(seconds)``.
+
+    A broadcast may reach clients that never answer; without a bound the
+    caller would wait forever (the reference server needs a timeout too).
+    """
 
 
 class NotRunningError(RealtimeError, RuntimeError):

@@ -69,6 +69,10 @@ class LocalNamespace(Protocol):
         """Route the socket's ACK with ``ack_id`` to ``callback``."""
         ...
 
+    def forget_ack(self, sid: SocketId, ack_id: int) -> None:
+        """Stop routing ``ack_id`` from socket ``sid`` (its delivery failed)."""
+        ...
+
     def local_socket(self, sid: SocketId) -> SocketDetails | None: ...
 
     async def disconnect_socket(self, sid: SocketId, *, close: bool) -> None: ...
@@ -128,8 +132,11 @@ class Adapter(ABC):
     ) -> None:
         """Broadcast ``packet`` (whose ``id`` is set) and report who got it and who answered.
 
-        ``on_recipients`` may be called several times (once per process); each
-        recipient later answers through ``on_ack`` (``None``: it went away).
+        ``on_recipients`` may be called several times (once per process) and
+        names only the sockets the packet was queued for; a socket that did
+        not take it (gone, volatile drop, buffer full) is neither counted nor
+        left with a callback. Each recipient later answers through ``on_ack``
+        (``None``: it went away).
         """
 
     # -- operations on the sockets a selector matches ----------------------------

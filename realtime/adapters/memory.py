@@ -87,10 +87,14 @@ class InMemoryAdapter(Adapter):
         assert packet.id is not None, "broadcast_with_ack needs a packet id"
         frames = encode_frames(packet)
         recipients: list[SocketId] = []
+        namespace = self.namespace
         for sid in list(self._targets(opts)):
-            self.namespace.expect_ack(sid, packet.id, partial(on_ack, sid))
-            if self.namespace.deliver(sid, frames, volatile=opts.volatile):
+            # Registered first: a client may answer before deliver() returns.
+            namespace.expect_ack(sid, packet.id, partial(on_ack, sid))
+            if namespace.deliver(sid, frames, volatile=opts.volatile):
                 recipients.append(sid)
+            else:
+                namespace.forget_ack(sid, packet.id)
         on_recipients(recipients)
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[SocketDetails]:

@@ -44,6 +44,9 @@ class EngineConfig:
     packets_per_checkpoint
         A polling body may hold many tiny packets; the server yields to other
         tasks after this many, so one body never stalls the event loop.
+    shutdown_timeout
+        How long shutdown waits for disconnect handlers (run concurrently,
+        one per session) before cancelling those still running.
     transports
         Which transports are offered. ``("websocket",)`` refuses polling.
     cors_origins
@@ -65,6 +68,7 @@ class EngineConfig:
     close_timeout: float = 5.0
     heartbeat_ticks: int = 10
     packets_per_checkpoint: int = 256
+    shutdown_timeout: float = 10.0
     transports: Sequence[Transport] = ("polling", "websocket")
     cors_origins: Sequence[str] | Literal["*"] | None = None
     cors_credentials: bool = False

@@ -59,9 +59,9 @@ class EngineSession:
     __slots__ = (
         "__weakref__",
         "_finished",
-        "_holds",
         "_server",
         "_wakeup",
+        "_write_scope",
         "_writing",
         "close_code",
         "config",
@@ -103,8 +103,10 @@ class EngineSession:
         self.close_code = 1000
         #: The ASGI ``send`` of the WebSocket carrying the session, once it has one.
         self.ws_send: Send | None = None
-        self._holds = 0
         self._writing = False
+        #: Around the WebSocket write in progress: an abrupt close cancels a
+        #: write that a client who stopped reading would otherwise block forever.
+        self._write_scope: anyio.CancelScope | None = None
 
     @property
     def sid(self) -> str:
@@ -119,26 +121,62 @@ class EngineSession:
         return self.state.close_reason is not None
 
     @property
+    def finished(self) -> bool:
+        """The layer above has been told that the session ended."""
+        return self._finished
+
+    @property
     def writable(self) -> bool:
-        """Whether a packet queued now goes out at once (``volatile`` drops otherwise)."""
-        if self.closed or self.state.upgrading:
+        """Whether a packet queued now goes out at once (``volatile`` drops otherwise).
+
+        Over WebSocket: no write is stuck (a task suspended in the middle of
+        writing means the client's network buffer is full). Over polling: a
+        GET is waiting to carry it.
+        """
+        state = self.state
+        if state.close_reason is not None or state.upgrading:
             return False
-        return self.transport == "websocket" or self.poll_pending
+        if state.transport == "websocket":
+            return not self._writing
+        return self.poll_pending
 
     def send(self, data: str | bytes) -> bool:
         """Queue one message; ``False`` if the session is closed or its buffer is full."""
         return self.send_packets((OutPacket.message(data),))
 
     def send_packets(self, packets: Sequence[OutPacket]) -> bool:
-        """Queue several packets with nothing interleaved between them."""
+        """Queue several packets with nothing interleaved, and wake the transport.
+
+        Never awaits: a broadcast to a thousand sessions is a thousand appends.
+        """
         if self.state.enqueue(packets):
-            if not self._holds:
-                self.wake()
+            self.wake()
             return True
+        self._overflowed()
+        return False
+
+    async def send_now(self, packets: Sequence[OutPacket]) -> bool:
+        """Queue packets and, if no write is under way, write them from this task.
+
+        Delivery is as prompt as with :meth:`send_packets`; over WebSocket it
+        saves waking the writer task (a task switch per reply). The caller waits
+        only while the client's network buffer is full, and an abrupt close
+        ends that wait.
+        """
+        state = self.state
+        if not state.enqueue(packets):
+            self._overflowed()
+            return False
+        if self.ws_send is not None and not self._writing and state.transport == "websocket":
+            await self.write_outbox()
+        else:
+            self.wake()
+        return True
+
+    def _overflowed(self) -> None:
         if self.state.close_reason is None:
             logger.warning("session %s: outbound buffer over max_buffer_bytes, closing", self.sid)
             self.abort(CloseReason.TRANSPORT_ERROR)
-        return False
 
     def close(self, reason: CloseReason = CloseReason.FORCED_CLOSE) -> None:
         """Close from the server side; packets already queued are still delivered."""
@@ -147,51 +185,71 @@ class EngineSession:
     def abort(self, reason: CloseReason) -> None:
         """Close at once, dropping queued packets (protocol errors, timeouts, peer gone)."""
         if self._closing(reason):
-            self.state.take()
-
-    def hold(self) -> None:
-        """Defer waking the transport until :meth:`release`.
-
-        Code that is about to reply (a handler run for a message) holds the
-        session, queues its packets, and on release writes them itself: a reply
-        then costs no task switch to the WebSocket's writer.
-        """
-        self._holds += 1
-
-    async def release(self) -> None:
-        self._holds -= 1
-        if self._holds or not self.state.outbox:
-            return
-        if self.ws_send is not None and not self._writing and self.state.close_reason is None:
-            await self.write_outbox()
-        else:
-            self.wake()
+            self.state.discard()
+            if self._write_scope is not None:
+                self._write_scope.cancel()
 
     async def write_outbox(self) -> None:
-        """Write what is queued to the WebSocket; one writer at a time keeps the order."""
+        """Write what is queued to the WebSocket; one writer at a time keeps the order.
+
+        If the writing task is cancelled (a handler's own timeout, say), what
+        it had taken goes back to the front of the outbox for the writer task:
+        a cancelled sender never loses another's packets.
+        """
         send = self.ws_send
         assert send is not None
         state = self.state
         self._writing = True
+        batch: list[OutPacket] = []
+        done = 0
         try:
-            while state.outbox:
-                for packet in state.take():
-                    data = packet.ws
-                    if isinstance(data, str):
-                        await send({"type": "websocket.send", "text": data})
-                    else:
-                        await send({"type": "websocket.send", "bytes": data})
+            with anyio.CancelScope() as self._write_scope:
+                while state.outbox:
+                    batch = state.take()
+                    done = 0
+                    for packet in batch:
+                        data = packet.ws
+                        if isinstance(data, str):
+                            await send({"type": "websocket.send", "text": data})
+                        else:
+                            await send({"type": "websocket.send", "bytes": data})
+                        state.written(packet.size)
+                        done += 1
+                    batch = []
         except Exception as exc:  # the peer is gone; ASGI servers raise their own types
             logger.debug("session %s: write failed: %r", self.sid, exc)
             self.abort(CloseReason.TRANSPORT_ERROR)
         finally:
+            if batch and state.close_reason is None:
+                # Interrupted mid-batch by the caller's cancellation: not sent.
+                state.outbox.extendleft(reversed(batch[done:]))
+            self._write_scope = None
             self._writing = False
             if state.outbox or state.close_reason is not None:
                 self.wake()
 
+    def stop_writing(self) -> None:
+        """Give up on what is queued or being written (the close deadline passed)."""
+        self.state.discard()
+        if self._write_scope is not None:
+            self._write_scope.cancel()
+
     @property
     def writing(self) -> bool:
         return self._writing
+
+    # -- inbound backpressure ---------------------------------------------------
+
+    def pause_inbound(self) -> None:
+        """The layer above cannot take more yet; the transport stops reading.
+
+        The client's pong may then sit unread, so the heartbeat does not time
+        the session out while it is paused.
+        """
+        self.state.inbound_paused = True
+
+    def resume_inbound(self) -> None:
+        self.state.resume_inbound(clock())
 
     # -- for the transports -----------------------------------------------------
 
@@ -220,10 +278,18 @@ class EngineSession:
         self._server.forget(self)
 
     async def finish(self) -> None:
-        """Unregister and tell the handler, exactly once."""
+        """Unregister and tell the handler, exactly once, whoever calls first.
+
+        The transport that carries the session calls it when it is done (the
+        WebSocket's task, or a task started when a polling session closes),
+        and shutdown calls it for every session; only the first call acts.
+        A session still open is closed first ("transport close").
+        """
         if self._finished:
             return
         self._finished = True
+        if self.state.close_reason is None:
+            self.abort(CloseReason.TRANSPORT_CLOSE)
         reason = self.state.close_reason or CloseReason.TRANSPORT_CLOSE
         await self._server.session_finished(self, reason)
 

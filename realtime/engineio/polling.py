@@ -37,15 +37,20 @@ async def handle_get(
         body = await _wait_for_packets(session, receive)
     finally:
         session.poll_pending = False
-    if isinstance(body, str):
-        await send_text(send, body, headers)
+    if isinstance(body, tuple):
+        payload, size = body
+        try:
+            await send_text(send, payload, headers)
+        finally:
+            # The packets count against max_buffer_bytes until written.
+            session.state.written(size)
     elif body is not None:
         await send_error(send, body, headers)
 
 
 async def _wait_for_packets(
     session: EngineSession, receive: Receive
-) -> str | EngineRequestError | None:
+) -> tuple[str, int] | EngineRequestError | None:
     """Block until there is something to answer; ``None`` if the client went away.
 
     The wait is the request's own ``receive()``, which only returns when the
@@ -60,7 +65,7 @@ async def _wait_for_packets(
         if session.release_poll:
             # Spec, "Upgrade": a NOOP releases the GET pending at the probe.
             session.release_poll = False
-            return NOOP.polling
+            return NOOP.polling, 0
         if state.transport != "polling":
             # Arrived while the upgrade was under way: the session now
             # lives on the WebSocket and the old transport is refused.
@@ -74,13 +79,14 @@ async def _wait_for_packets(
             if hold_until is None:
                 hold_until = clock() + UPGRADE_HOLD
             elif clock() >= hold_until:
-                return NOOP.polling
+                return NOOP.polling, 0
             with anyio.move_on_after(hold_until - clock()):
                 if await _until_woken(session, receive):
                     return None
             continue
         if state.outbox:
-            return encode_payload(state.take())
+            packets = state.take()
+            return encode_payload(packets), sum(p.size for p in packets)
         if await _until_woken(session, receive):
             return None
 
@@ -104,14 +110,15 @@ async def _until_woken(session: EngineSession, receive: Receive) -> bool:
     return False
 
 
-def _closing_payload(session: EngineSession) -> str:
+def _closing_payload(session: EngineSession) -> tuple[str, int]:
     reason = session.state.close_reason
     packets = session.state.take() if reason in GRACEFUL else []
+    size = sum(p.size for p in packets)
     # A client that sent CLOSE gets its pending GET back with a NOOP (as the
     # reference server does); any other close tells the client with CLOSE.
     packets.append(NOOP if reason is CloseReason.TRANSPORT_CLOSE else CLOSE)
     session.forget()
-    return encode_payload(packets)
+    return encode_payload(packets), size
 
 
 async def handle_post(
@@ -147,6 +154,11 @@ async def _dispatch_post(
             raise PacketDecodeError("binary POST bodies are not used in Engine.IO v4")
         body = await read_body(receive, session.config.max_payload)
         packets = decode_payload(body)
+    except _BodyAborted:
+        # The client went away mid-body: nothing to answer, the session is broken.
+        logger.info("session %s: POST aborted mid-body, closing", session.sid)
+        session.abort(CloseReason.TRANSPORT_ERROR)
+        return
     except PayloadTooLarge:
         logger.info("session %s: POST body over max_payload, closing", session.sid)
         session.abort(CloseReason.TRANSPORT_ERROR)
@@ -182,6 +194,10 @@ async def _dispatch_post(
     await send_text(send, "ok", headers)
 
 
+class _BodyAborted(Exception):
+    """The client disconnected before the whole body arrived."""
+
+
 async def read_body(receive: Receive, limit: int) -> bytes:
     """Read a request body, refusing it as soon as it passes ``limit`` bytes."""
     chunks: list[bytes] = []
@@ -189,7 +205,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise PacketDecodeError("client disconnected during the body")
+            raise _BodyAborted("client disconnected during the body")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -95,11 +95,24 @@ class EngineServer:
                 tg.cancel_scope.cancel()
 
     async def shutdown(self) -> None:
+        """Close every session and tell the handler, all within ``shutdown_timeout``.
+
+        Disconnect handlers run concurrently; past the deadline the ones still
+        running are cancelled (and a warning says how many), so a stuck handler
+        cannot hold up the process's exit.
+        """
         sessions = list(self.sessions.values())
         for session in sessions:
             session.close(CloseReason.SERVER_SHUTDOWN)
-        for session in sessions:
-            await session.finish()
+        with anyio.move_on_after(self.config.shutdown_timeout) as scope:
+            async with anyio.create_task_group() as tg:
+                for session in sessions:
+                    tg.start_soon(session.finish)
+        if scope.cancelled_caught:
+            logger.warning(
+                "shutdown: disconnect handlers still running after %ss were cancelled",
+                self.config.shutdown_timeout,
+            )
         # Polling sessions waiting for a last GET go too: nothing will serve it.
         self.sessions.clear()
 
@@ -222,13 +235,16 @@ class EngineServer:
     async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
         message = await receive()
         assert message["type"] == "lifespan.startup"
+        started = False
         try:
             async with self.lifespan():
                 await send({"type": "lifespan.startup.complete"})
+                started = True
                 await receive()  # lifespan.shutdown
         except Exception as exc:
-            logger.exception("engine lifespan failed")
-            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            phase = "shutdown" if started else "startup"
+            logger.exception("engine lifespan %s failed", phase)
+            await send({"type": f"lifespan.{phase}.failed", "message": str(exc)})
             return
         await send({"type": "lifespan.shutdown.complete"})
 

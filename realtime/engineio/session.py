@@ -51,6 +51,7 @@ class SessionState:
         "_max_buffer",
         "_timeout",
         "close_reason",
+        "inbound_paused",
         "next_ping",
         "outbox",
         "outbox_bytes",
@@ -75,6 +76,10 @@ class SessionState:
         self.upgrading = False
         #: Set once the session is closing; packets already queued still go out.
         self.close_reason: CloseReason | None = None
+        #: The server stopped reading this client because its events are not
+        #: taken yet (inbound backpressure): its pong may be waiting unread in
+        #: the network buffers, so a missing pong is not held against it.
+        self.inbound_paused = False
 
     # -- outbox ---------------------------------------------------------------
 
@@ -96,11 +101,25 @@ class SessionState:
         return True
 
     def take(self) -> list[OutPacket]:
-        """Remove and return everything queued."""
+        """Remove and return everything queued for writing.
+
+        Their bytes still count against ``max_buffer_bytes`` until the writer
+        reports them with :meth:`written`: a packet handed to a transport that
+        cannot write is still memory this client holds, so the cap is the real
+        cap and not twice it.
+        """
         packets = list(self.outbox)
         self.outbox.clear()
-        self.outbox_bytes = 0
         return packets
+
+    def written(self, size: int) -> None:
+        """``size`` bytes taken by :meth:`take` have left (or been given up)."""
+        self.outbox_bytes = max(0, self.outbox_bytes - size)
+
+    def discard(self) -> None:
+        """Drop everything queued or in flight (an abrupt close)."""
+        self.outbox.clear()
+        self.outbox_bytes = 0
 
     # -- heartbeat ------------------------------------------------------------
 
@@ -114,7 +133,9 @@ class SessionState:
     def on_timer(self, now: float) -> TimerAction:
         """Send a due ping (queued in the outbox) or report a missed pong."""
         if self.pong_deadline is not None:
-            return TimerAction.TIMED_OUT if now >= self.pong_deadline else TimerAction.NOTHING
+            if self.inbound_paused or now < self.pong_deadline:
+                return TimerAction.NOTHING
+            return TimerAction.TIMED_OUT
         if self.next_ping is not None and now >= self.next_ping:
             # A ping is never refused for the buffer cap: it is 1 byte and the
             # heartbeat is what detects the stuck client in the first place.
@@ -128,6 +149,12 @@ class SessionState:
             self.next_ping = None
             return TimerAction.PING_SENT
         return TimerAction.NOTHING
+
+    def resume_inbound(self, now: float) -> None:
+        """Reading again after backpressure: give the unread pong time to arrive."""
+        self.inbound_paused = False
+        if self.pong_deadline is not None:
+            self.pong_deadline = max(self.pong_deadline, now + self._timeout / 2)
 
     def on_pong(self, now: float) -> None:
         self.pong_deadline = None

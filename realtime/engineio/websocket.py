@@ -60,22 +60,32 @@ async def run_session(
 
     The writer runs in the server's task group rather than in a task group of
     this connection's own (cheaper to connect); this call, which owns ``send``,
-    still returns only after the writer is done with it.
+    still returns only after the writer is done with it. However this call
+    ends, cancellation included, the session ends with it, exactly once.
     """
     session.ws_send = send
     reading = anyio.CancelScope()
     done = server.new_event()
-    server.start_soon(_write, session, send, reading, done)
-    with reading:
-        await _read(session, handler, receive, send)
-    await done.wait()
-    await session.finish()
+    try:
+        server.start_soon(_write, session, send, reading, done)
+        with reading:
+            await _read(session, handler, receive)
+        await done.wait()
+    finally:
+        with anyio.CancelScope(shield=True):
+            if not done.is_set():
+                # Cancelled from outside (the ASGI server gave up on the
+                # connection): the writer must not outlive its ``send``.
+                session.abort(CloseReason.TRANSPORT_CLOSE)
+                reading.cancel()
+                await done.wait()
+            await session.finish()
 
 
-async def _read(
-    session: EngineSession, handler: EngineHandler, receive: Receive, send: Send
-) -> None:
+async def _read(session: EngineSession, handler: EngineHandler, receive: Receive) -> None:
     limit = session.config.max_payload
+    step = session.config.packets_per_checkpoint
+    count = 0
     while not session.closed:
         message = await receive()
         if message["type"] == "websocket.disconnect":
@@ -105,11 +115,9 @@ async def _read(
             return
         ptype = packet.type
         if ptype is PacketType.MESSAGE:
-            session.hold()
-            try:
-                await handler.on_message(session, packet.data)
-            finally:
-                await session.release()
+            # May wait while the layer above is full (inbound backpressure):
+            # this WebSocket is then not read, and TCP pushes back on the client.
+            await handler.on_message(session, packet.data)
         elif ptype is PacketType.PONG:
             session.state.on_pong(clock())
         elif ptype is PacketType.CLOSE:
@@ -118,29 +126,55 @@ async def _read(
             logger.info("session %s: client sent OPEN, closing", session.sid)
             session.abort(CloseReason.PARSE_ERROR)
         # PING (a late probe), UPGRADE and NOOP carry nothing for an open session.
+        count += 1
+        if count % step == 0:
+            # A client sending faster than we handle never starves the others:
+            # ASGI servers hand over buffered frames without yielding.
+            await anyio.lowlevel.checkpoint()
 
 
 async def _write(
     session: EngineSession, send: Send, reading: anyio.CancelScope, done: anyio.Event
 ) -> None:
-    """Send what others queue (replies are written by their handlers), then close."""
+    """Send what others queue, then close.
+
+    Writes made by a sending task itself (:meth:`EngineSession.send_now`) and
+    this loop never overlap. Once the session closes gracefully, what is left
+    gets ``close_timeout`` to go out: a client that stopped reading cannot
+    keep the connection, or this task, forever.
+    """
     state = session.state
+    deadline: float | None = None
     try:
         while True:
+            if state.close_reason is not None and deadline is None:
+                deadline = clock() + session.config.close_timeout
             if not session.writing:
                 if state.outbox:
-                    await session.write_outbox()
-                    continue
+                    with anyio.move_on_after(_remaining(deadline)):
+                        await session.write_outbox()
+                    if deadline is None or clock() < deadline:
+                        continue
+                    break
                 if state.close_reason is not None:
                     break
-            await session.new_wakeup().wait()
-        await send({"type": "websocket.close", "code": session.close_code})
+            with anyio.move_on_after(_remaining(deadline)):
+                await session.new_wakeup().wait()
+            if deadline is not None and clock() >= deadline:
+                break
+        session.stop_writing()
+        with anyio.move_on_after(session.config.close_timeout):
+            await send({"type": "websocket.close", "code": session.close_code})
     except Exception as exc:  # the peer is gone; uvicorn raises its own error types
         logger.debug("session %s: write failed: %r", session.sid, exc)
         session.abort(CloseReason.TRANSPORT_ERROR)
     finally:
         reading.cancel()
         done.set()
+
+
+def _remaining(deadline: float | None) -> float:
+    return float("inf") if deadline is None else max(0.0, deadline - clock())
 
 
 async def run_upgrade(

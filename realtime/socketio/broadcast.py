@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from realtime.adapters.base import BroadcastOptions, SocketDetails, SocketId
-from realtime.exceptions import AckTimeoutError, ReservedEventError
+from realtime.exceptions import AckTimeoutError, MissingTimeoutError, ReservedEventError
 from realtime.socketio.handlers import ack_value
 from realtime.socketio.packets import RESERVED_EVENTS, Packet, PacketType
 
@@ -80,11 +80,17 @@ class BroadcastOperator:
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
         """Emit and collect one answer per recipient, in arrival order.
 
-        Raises :class:`AckTimeoutError` when the timeout passes (or a recipient
-        disconnects) before every recipient answered; it carries the answers
-        that did arrive and the ids of the sockets that did not answer.
+        Needs :meth:`timeout` first, as in the reference server (a broadcast
+        may reach a client that never answers): :class:`MissingTimeoutError`
+        otherwise. Raises :class:`AckTimeoutError` when the timeout passes (or
+        a recipient disconnects) before every recipient answered; it carries
+        the answers that did arrive and the ids of the sockets that did not.
         """
         check_event(event)
+        if self.ack_timeout is None:
+            raise MissingTimeoutError(
+                "a broadcast with acknowledgements needs .timeout(seconds) first"
+            )
         ack_id = self.namespace.next_ack_id()
         packet = Packet(PacketType.EVENT, self.namespace.name, [event, *args], ack_id)
         recipients: set[SocketId] = set()

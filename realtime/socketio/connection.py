@@ -9,7 +9,10 @@ no namespace within ``connect_timeout`` is closed by the server's sweep.)
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import anyio
 
 from realtime.adapters.base import encode_frames
 from realtime.engineio import CloseReason, EngineSession
@@ -23,19 +26,39 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("realtime.socketio")
 
+_T = TypeVar("_T")
+
 
 class Connection:
-    """The Socket.IO state of one engine session."""
+    """The Socket.IO state of one engine session.
 
-    def __init__(self, server: Server, session: EngineSession, limits: DecoderLimits) -> None:
+    CONNECT, EVENT and DISCONNECT packets run as jobs on the server's reused
+    tasks, so a slow handler never stops this session's transport from being
+    read (pongs, acks) or written. At most ``max_inflight_events`` of them run
+    or wait at once; past that, :meth:`receive` waits, which stops the
+    transport reading this client (TCP pushes back; a polling POST is answered
+    only once its events are taken).
+    """
+
+    def __init__(
+        self, server: Server, session: EngineSession, limits: DecoderLimits, max_inflight: int
+    ) -> None:
         self.server = server
         self.session = session
         self.decoder = Decoder(limits)
         self.sockets: dict[str, Socket] = {}
         self.joined_once = False
+        self._max_inflight = max_inflight
+        self._inflight = 0
+        self._room: anyio.Event | None = None
 
     def __repr__(self) -> str:
         return f"<Connection {self.session.sid} namespaces={list(self.sockets)}>"
+
+    @property
+    def inflight(self) -> int:
+        """Jobs of this connection running or waiting to run."""
+        return self._inflight
 
     def send(self, packet: Packet) -> bool:
         return self.session.send_packets(encode_frames(packet))
@@ -65,35 +88,54 @@ class Connection:
                 self.session.close(CloseReason.PARSE_ERROR)
                 return
             self.joined_once = True
-            await self.server.connect(self, packet.namespace, packet.data or {})
-            if self.sockets:
-                self.server.joined(self)
+            await self._run(self._connect, packet)
         elif ptype is PacketType.CONNECT_ERROR or not self.joined_once:
             # Only a server sends CONNECT_ERROR, and the first packet must be CONNECT.
             self.session.close(CloseReason.PARSE_ERROR)
-        elif socket is None:
-            # Late packets for a namespace the server just left: nothing to do.
+        elif socket is None or not socket.connected:
+            # Late packets for a namespace the server just left, or early ones
+            # for a namespace whose connect handler is still running.
             logger.debug(
                 "session %s: %s for unjoined %s", self.session.sid, ptype.name, packet.namespace
             )
         elif ptype is PacketType.EVENT:
-            if self.server.async_handlers:
-                self.server.engine.run_soon(self._run_event, socket, packet)
-            else:
-                await socket.handle_event(packet)
+            await self._run(socket.handle_event, packet)
         elif ptype is PacketType.ACK:
             socket.handle_ack(packet)
         elif ptype is PacketType.DISCONNECT:
-            await socket.closed(DisconnectReason.CLIENT_NAMESPACE_DISCONNECT)
+            await self._run(socket.closed, DisconnectReason.CLIENT_NAMESPACE_DISCONNECT)
 
-    async def _run_event(self, socket: Socket, packet: Packet) -> None:
-        # Holding the session lets the handler's replies go out when it returns,
-        # written by this task, instead of waking the WebSocket's writer per packet.
-        self.session.hold()
+    async def _connect(self, packet: Packet) -> None:
+        await self.server.connect(self, packet.namespace, packet.data or {})
+        if self.sockets:
+            self.server.joined(self)
+
+    async def _run(self, func: Callable[[_T], Awaitable[object]], arg: _T) -> None:
+        """Run ``func(arg)`` as a job of this connection, once there is room for it."""
+        if not self.server.async_handlers:
+            await func(arg)
+            return
+        if self._inflight >= self._max_inflight:
+            self.session.pause_inbound()
+            try:
+                while self._inflight >= self._max_inflight and not self.session.closed:
+                    self._room = self.server.engine.new_event()
+                    await self._room.wait()
+            finally:
+                self._room = None
+                self.session.resume_inbound()
+            if self.session.closed:
+                return
+        self._inflight += 1
+        self.server.engine.run_soon(self._job, func, arg)
+
+    async def _job(self, func: Callable[[_T], Awaitable[object]], arg: _T) -> None:
         try:
-            await socket.handle_event(packet)
+            await func(arg)
         finally:
-            await self.session.release()
+            self._inflight -= 1
+            if self._room is not None:
+                self._room.set()
 
     async def disconnect_all(self) -> None:
         """Server-side ``disconnect(close=True)``: leave every namespace, then close."""
@@ -102,6 +144,9 @@ class Connection:
         self.session.close(CloseReason.FORCED_CLOSE)
 
     async def closed(self, reason: CloseReason) -> None:
+        """The session ended: every socket leaves, connecting ones included."""
+        if self._room is not None:
+            self._room.set()
         why = DisconnectReason.from_close(reason)
         for socket in list(self.sockets.values()):
             await socket.closed(why)

@@ -8,6 +8,8 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+import anyio
+
 from realtime.adapters.base import (
     AckCallback,
     Adapter,
@@ -19,7 +21,7 @@ from realtime.exceptions import ConnectionRefusedError
 from realtime.socketio.broadcast import BroadcastOperator, Rooms
 from realtime.socketio.handlers import Handler, Middleware, call
 from realtime.socketio.packets import Packet, PacketType, encode
-from realtime.socketio.socket import Socket
+from realtime.socketio.socket import Socket, SocketState
 
 if TYPE_CHECKING:
     from realtime.socketio.connection import Connection
@@ -162,6 +164,7 @@ class Namespace(HandlerRegistry):
             socket.expect_ack(ack_id, callback)
 
     def forget_ack(self, sid: SocketId, ack_id: int) -> None:
+        """Stop routing ``ack_id`` from socket ``sid`` (a failed delivery, a timeout)."""
         socket = self.sockets.get(sid)
         if socket is not None:
             socket.forget_ack(ack_id)
@@ -177,7 +180,11 @@ class Namespace(HandlerRegistry):
     # -- connection lifecycle -----------------------------------------------------
 
     async def connect(self, connection: Connection, auth: dict[str, Any]) -> Socket | None:
-        """Run middleware and the connect handler; answer CONNECT or CONNECT_ERROR."""
+        """Run middleware and the connect handler; answer CONNECT or CONNECT_ERROR.
+
+        However this ends (refused, the session gone meanwhile, cancelled),
+        the socket is left in no namespace and no room unless it connected.
+        """
         socket = Socket(self, connection, auth)
         try:
             for middleware in self.middleware:
@@ -189,35 +196,51 @@ class Namespace(HandlerRegistry):
             logger.exception("error in middleware of %s (socket %s)", self._name, socket.id)
             self._refuse(connection, ConnectionRefusedError("Internal server error"))
             return None
+        if connection.session.closed:
+            return None
         # In the namespace (and its own room) during the connect handler, so the
         # handler can join rooms and be reached; its frames wait in the socket.
         self.sockets[socket.id] = socket
         connection.sockets[self._name] = socket
-        await self.adapter.add_all(socket.id, (socket.id,))
-        refusal: ConnectionRefusedError | None = None
-        handler = self.handlers.get("connect")
-        if handler is not None:
-            try:
-                if await call(handler, socket, auth) is False:
-                    refusal = ConnectionRefusedError("Connection rejected by server")
-            except ConnectionRefusedError as exc:
-                refusal = exc
-            except Exception:
-                logger.exception(
-                    "error in connect handler of %s (socket %s)", self._name, socket.id
-                )
-                refusal = ConnectionRefusedError("Internal server error")
-        if refusal is not None or connection.session.closed:
-            await self.remove(socket)
-            connection.forget(socket)
-            socket.refuse()
-            if refusal is not None:
-                self._refuse(connection, refusal)
+        try:
+            await self.adapter.add_all(socket.id, (socket.id,))
+            refusal = await self._run_connect_handler(socket, auth)
+        except BaseException:
+            # Cancelled (shutdown, the connection's task): leave nothing behind.
+            with anyio.CancelScope(shield=True):
+                await socket.refuse()
+            raise
+        if refusal is not None:
+            await socket.refuse()
+            self._refuse(connection, refusal)
+            return None
+        if socket.state is SocketState.DISCONNECTED:
+            # The session ended while the handler ran: the socket has already
+            # left; pair the successful connect with its disconnect.
+            await socket.run_disconnect_handlers()
             return None
         reply = Packet(PacketType.CONNECT, self._name, {"sid": socket.id})
         frames = [OutPacket.message(part) for part in encode(reply)]
-        connection.session.send_packets([*frames, *socket.accept()])
+        await connection.session.send_now([*frames, *socket.accept()])
+        if socket.disconnect_requested is not None:
+            await socket.disconnect(socket.disconnect_requested)
         return socket
+
+    async def _run_connect_handler(
+        self, socket: Socket, auth: dict[str, Any]
+    ) -> ConnectionRefusedError | None:
+        handler = self.handlers.get("connect")
+        if handler is None:
+            return None
+        try:
+            if await call(handler, socket, auth) is False:
+                return ConnectionRefusedError("Connection rejected by server")
+        except ConnectionRefusedError as exc:
+            return exc
+        except Exception:
+            logger.exception("error in connect handler of %s (socket %s)", self._name, socket.id)
+            return ConnectionRefusedError("Internal server error")
+        return None
 
     def _refuse(self, connection: Connection, exc: ConnectionRefusedError) -> None:
         data: dict[str, Any] = {"message": exc.message}

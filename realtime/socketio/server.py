@@ -37,8 +37,11 @@ class Server:
     main namespace ``"/"``, as in the reference server; use :meth:`of` for others.
 
     ``connect_timeout`` closes connections that join no namespace in time;
-    ``async_handlers`` runs each event handler in its own task (so a handler
-    may await an ack from the same client); ``limits`` bounds what a client
+    ``async_handlers`` runs each event handler as if in its own task (so a
+    handler may await an ack from the same client), and
+    ``max_inflight_events`` bounds how many events (connects and disconnects
+    included) of one client run or wait at once: past it the server stops
+    reading that client until one finishes. ``limits`` bounds what a client
     may send. The rest configures the engine (see :class:`EngineConfig`), or
     pass a whole ``engine_config``.
     """
@@ -56,6 +59,7 @@ class Server:
         allow_request: AllowRequest | None = None,
         connect_timeout: float = 45.0,
         async_handlers: bool = True,
+        max_inflight_events: int = 64,
         limits: DecoderLimits | None = None,
         adapter: AdapterFactory = InMemoryAdapter,
         engine_config: EngineConfig | None = None,
@@ -73,6 +77,9 @@ class Server:
         self.engine = EngineServer(self, config)
         self.connect_timeout = connect_timeout
         self.async_handlers = async_handlers
+        if max_inflight_events < 1:
+            raise ValueError("max_inflight_events must be at least 1")
+        self.max_inflight_events = max_inflight_events
         self.limits = limits or DecoderLimits()
         self.adapter_factory = adapter
         self.namespaces: dict[str, Namespace] = {}
@@ -202,7 +209,7 @@ class Server:
     # -- the engine's handler -----------------------------------------------------
 
     async def on_connect(self, session: EngineSession) -> None:
-        connection = Connection(self, session, self.limits)
+        connection = Connection(self, session, self.limits, self.max_inflight_events)
         self.connections[session.sid] = connection
         self._unjoined[session.sid] = time.monotonic() + self.connect_timeout
 
@@ -238,6 +245,8 @@ class Server:
             await connection.closed(reason)
 
     async def connect(self, connection: Connection, name: str, auth: dict[str, Any]) -> None:
+        if connection.session.closed:
+            return  # ended while this CONNECT waited its turn
         namespace = await self._resolve(name, auth)
         if namespace is None:
             connection.send(

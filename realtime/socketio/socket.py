@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -45,6 +46,26 @@ class Handshake:
         return "origin" in self.headers
 
 
+class SocketState(enum.Enum):
+    """Where a socket is in its life; it only moves down this list.
+
+    CONNECTING: middleware passed, the connect handler runs; the socket is in
+    the namespace and its rooms, and what it is sent waits for the CONNECT reply.
+    CONNECTED: the client has its CONNECT reply.
+    DISCONNECTING: the ``disconnecting`` handlers run, rooms still set.
+    DISCONNECTED: out of the namespace and every room, no ack pending.
+    """
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTING = "disconnecting"
+    DISCONNECTED = "disconnected"
+
+
+#: States in which what is sent to the socket goes to its client.
+_LIVE = frozenset({SocketState.CONNECTED, SocketState.DISCONNECTING})
+
+
 def new_socket_id() -> SocketId:
     # 20 URL-safe characters, the length of the reference server's ids.
     return SocketId(secrets.token_urlsafe(15))
@@ -74,7 +95,11 @@ class Socket:
             secure=request.secure,
         )
         self.data: dict[str, Any] = {}
-        self.connected = False
+        self.state = SocketState.CONNECTING
+        #: Why the socket was disconnected, once it is.
+        self.disconnect_reason: DisconnectReason | None = None
+        #: ``disconnect(close)`` was called by the connect handler: done once connected.
+        self.disconnect_requested: bool | None = None
         # Frames sent while the connect handler runs wait here, so the CONNECT
         # reply goes first (the client drops events for a namespace it has not joined).
         self._pending: list[OutPacket] | None = []
@@ -84,7 +109,11 @@ class Socket:
         self._any_outgoing: list[Handler] = []
 
     def __repr__(self) -> str:
-        return f"<Socket {self.id} {self.namespace.name} connected={self.connected}>"
+        return f"<Socket {self.id} {self.namespace.name} {self.state.value}>"
+
+    @property
+    def connected(self) -> bool:
+        return self.state in _LIVE
 
     @property
     def rooms(self) -> frozenset[str]:
@@ -100,7 +129,7 @@ class Socket:
         """Send an event to this client (bytes anywhere in ``args`` travel as binary)."""
         check_event(event)
         await self._notify_outgoing(event, args)
-        self._send(Packet(PacketType.EVENT, self.namespace.name, [event, *args]))
+        await self._emit(Packet(PacketType.EVENT, self.namespace.name, [event, *args]))
 
     async def send(self, *args: Any) -> None:
         await self.emit("message", *args)
@@ -115,9 +144,12 @@ class Socket:
 
         Returns ``None``, the single argument, or a tuple of them. Raises
         :class:`AckTimeoutError` after ``timeout`` seconds, and
-        :class:`SessionClosedError` if the client disconnects first.
+        :class:`SessionClosedError` at once if the socket is already gone, or
+        when the client disconnects first.
         """
         check_event(event)
+        if self.state is SocketState.DISCONNECTED:
+            raise SessionClosedError(f"socket {self.id} is disconnected")
         ack_id = self.namespace.next_ack_id()
         answer: list[list[Any] | None] = []
         arrived = anyio.Event()
@@ -129,7 +161,9 @@ class Socket:
         self._acks[ack_id] = on_ack
         try:
             await self._notify_outgoing(event, args)
-            self._send(Packet(PacketType.EVENT, self.namespace.name, [event, *args], ack_id))
+            packet = Packet(PacketType.EVENT, self.namespace.name, [event, *args], ack_id)
+            if not await self._emit(packet):
+                raise SessionClosedError(f"socket {self.id} is disconnected")
             with anyio.move_on_after(timeout):
                 await arrived.wait()
         finally:
@@ -163,15 +197,29 @@ class Socket:
             self.namespace, BroadcastOptions(rooms=frozenset({self.id}))
         ).volatile
 
-    def _send(self, packet: Packet, *, volatile: bool = False) -> bool:
-        return self.write(encode_frames(packet), volatile=volatile)
+    def _send(self, packet: Packet) -> bool:
+        return self.write(encode_frames(packet))
+
+    async def _emit(self, packet: Packet) -> bool:
+        """Send one packet to this client now; ``False`` if it is gone.
+
+        Written by the calling task when nothing else is writing (see
+        :meth:`EngineSession.send_now`), else queued for the transport.
+        """
+        frames = encode_frames(packet)
+        if self._pending is not None:
+            self._pending.extend(frames)
+            return True
+        if self.state not in _LIVE:
+            return False
+        return await self.connection.session.send_now(frames)
 
     def write(self, frames: Sequence[OutPacket], *, volatile: bool = False) -> bool:
         """Queue encoded frames; ``False`` if dropped (closed, volatile and not writable, full)."""
         if self._pending is not None:
             self._pending.extend(frames)
             return True
-        if not self.connected:
+        if self.state not in _LIVE:
             return False
         session = self.connection.session
         if volatile and not session.writable:
@@ -217,26 +265,61 @@ class Socket:
     # -- disconnect ---------------------------------------------------------------
 
     async def disconnect(self, close: bool = False) -> None:
-        """Leave the namespace; with ``close``, end the whole connection (every namespace)."""
+        """Leave the namespace; with ``close``, end the whole connection (every namespace).
+
+        Called from the connect handler, it takes effect right after the
+        client gets its CONNECT reply.
+        """
+        if self.state is SocketState.CONNECTING:
+            self.disconnect_requested = close or bool(self.disconnect_requested)
+            return
         if close:
             await self.connection.disconnect_all()
             return
-        if not self.connected:
+        if self.state is not SocketState.CONNECTED:
             return
         self._send(Packet(PacketType.DISCONNECT, self.namespace.name))
         await self.closed(DisconnectReason.SERVER_NAMESPACE_DISCONNECT)
 
     async def closed(self, reason: DisconnectReason) -> None:
-        """Run ``disconnecting`` (rooms still set), clean up, then ``disconnect``. Once."""
-        if not self.connected:
+        """Run ``disconnecting`` (rooms still set), clean up, then ``disconnect``. Once.
+
+        A socket whose connect handler is still running leaves the namespace
+        and its rooms at once (so it collects nothing more); its disconnect
+        handlers run when the connect handler returns (see
+        :meth:`Namespace.connect`), so every successful connect is paired with
+        a disconnect.
+        """
+        if self.state is SocketState.CONNECTING:
+            self.state = SocketState.DISCONNECTED
+            self.disconnect_reason = reason
+            self._pending = None
+            await self._leave()
             return
-        await self._lifecycle("disconnecting", reason)
-        self.connected = False
+        if self.state is not SocketState.CONNECTED:
+            return
+        self.state = SocketState.DISCONNECTING
+        self.disconnect_reason = reason
+        try:
+            await self._lifecycle("disconnecting", reason)
+        finally:
+            self.state = SocketState.DISCONNECTED
+            with anyio.CancelScope(shield=True):
+                await self._leave()
+        await self._lifecycle("disconnect", reason)
+
+    async def _leave(self) -> None:
+        """Out of the namespace, its rooms and the connection; pending acks fail."""
         await self.namespace.remove(self)
         self.connection.forget(self)
         acks, self._acks = self._acks, {}
         for callback in acks.values():
             callback(None)
+
+    async def run_disconnect_handlers(self) -> None:
+        """For a socket that was disconnected while its connect handler ran."""
+        reason = self.disconnect_reason or DisconnectReason.TRANSPORT_CLOSE
+        await self._lifecycle("disconnecting", reason)
         await self._lifecycle("disconnect", reason)
 
     async def _lifecycle(self, event: str, reason: DisconnectReason) -> None:
@@ -265,7 +348,7 @@ class Socket:
             ok, result = await self._guarded_result(event, handler, self, *args)
         if ok and packet.id is not None and result is not NO_ACK:
             ack = Packet(PacketType.ACK, self.namespace.name, ack_args(result), packet.id)
-            self._send(ack)
+            await self._emit(ack)
 
     def handle_ack(self, packet: Packet) -> None:
         assert packet.id is not None
@@ -284,14 +367,14 @@ class Socket:
     def accept(self) -> list[OutPacket]:
         """Mark connected; return what was sent during the connect handler."""
         pending, self._pending = self._pending or [], None
-        self.connected = True
+        self.state = SocketState.CONNECTED
         return pending
 
-    def refuse(self) -> None:
+    async def refuse(self) -> None:
+        """The connect handler refused (or failed): leave without disconnect handlers."""
+        self.state = SocketState.DISCONNECTED
         self._pending = None
-        acks, self._acks = self._acks, {}
-        for callback in acks.values():
-            callback(None)
+        await self._leave()
 
     async def _guarded(self, event: str, handler: Callable[..., Any], *args: Any) -> None:
         await self._guarded_result(event, handler, *args)

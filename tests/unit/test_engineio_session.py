@@ -94,6 +94,9 @@ class TestOutbox:
         assert state.outbox_bytes == 2 + 1 + 2
         assert state.take() == [a, b, c]
         assert not state.outbox
+        # Taken is not yet written: the bytes count until the writer says so.
+        assert state.outbox_bytes == 5
+        state.written(5)
         assert state.outbox_bytes == 0
         assert state.take() == []
 
@@ -120,12 +123,26 @@ class TestOutbox:
         assert state.enqueue(batch[:1])
         assert state.outbox_bytes == 8
 
-    def test_take_frees_room_in_the_buffer(self) -> None:
+    def test_only_written_bytes_free_room_in_the_buffer(self) -> None:
+        # A writer stuck on a client that stopped reading holds what it took:
+        # the cap counts it, so the memory held is the cap, not twice it.
         state = make(max_buffer_bytes=5)
         assert state.enqueue([OutPacket.message("abcd")])
         assert not state.enqueue([OutPacket.message("e")])
-        state.take()
+        (taken,) = state.take()
+        assert not state.enqueue([OutPacket.message("e")])
+        state.written(taken.size)
         assert state.enqueue([OutPacket.message("e")])
+
+    def test_paused_inbound_is_not_a_missed_pong(self) -> None:
+        state = make(ping_interval=10, ping_timeout=5)
+        assert state.on_timer(T0 + 10) is TimerAction.PING_SENT
+        state.inbound_paused = True
+        assert state.on_timer(T0 + 100) is TimerAction.NOTHING
+        state.resume_inbound(T0 + 100)
+        # The pong that waited unread gets half a timeout to be read.
+        assert state.on_timer(T0 + 102) is TimerAction.NOTHING
+        assert state.on_timer(T0 + 102.5) is TimerAction.TIMED_OUT
 
     def test_refused_when_closing_but_queued_packets_stay(self) -> None:
         state = make()

@@ -30,7 +30,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from tests.servers import PYTHON, ROOT, free_port, serve_process
+from tests.servers import PYTHON, ROOT, free_port, require, serve_process
 
 PING_INTERVAL = 300  # ms
 PING_TIMEOUT = 200  # ms
@@ -53,8 +53,7 @@ def conformance_server(script: str, env_var: str) -> Iterator[str]:
         yield url.rstrip("/")
         return
     path = ROOT / "examples" / "conformance" / script
-    if not path.exists():
-        pytest.skip(f"examples/conformance/{script} does not exist yet")
+    require(path.exists(), f"examples/conformance/{script} is missing")
     with serve_process([PYTHON, str(path)], port=free_port()) as base:
         yield base
 

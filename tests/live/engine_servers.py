@@ -108,7 +108,7 @@ class Recorder:
         while session.sid not in self._stop and not session.closed:
             session.send(f"m{i}")
             i += 1
-            await anyio.sleep(0.001)
+            await anyio.sleep(0.001)  # the stream's pace, not a wait for anything
         session.send("end")
 
 

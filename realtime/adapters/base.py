@@ -96,7 +96,7 @@ class Adapter(ABC):
         """Called when the server starts (subscribe to peers, and so on)."""
 
     async def close(self) -> None:  # noqa: B027 - an optional hook
-        """Called when the server stops."""
+        """Called when the server stops, or its namespace is cleaned up (see ``Server``)."""
 
     # -- rooms of local sockets -------------------------------------------------
 

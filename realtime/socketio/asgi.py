@@ -23,8 +23,24 @@ CLIENT_FILES = {"client.js": "text/javascript", "client.js.map": "application/js
 CACHE_CONTROL = "public, max-age=0, must-revalidate"
 
 
+def route_path(scope: Scope) -> str:
+    """The request path below the app's mount point.
+
+    uvicorn's ``--root-path`` and starlette's ``Mount`` both put ``root_path`` in
+    front of ``path``; servers that leave it out are served as they are.
+    """
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :]
+    return path
+
+
 class SocketIOApp:
-    """Routes ``<path>`` to the engine and the rest to ``other_app`` (404 without one)."""
+    """Routes ``<path>`` to the engine and the rest to ``other_app`` (404 without one).
+
+    Paths are taken below ``root_path``, so the app works mounted under a prefix.
+    """
 
     def __init__(self, server: Server, other_app: ASGIApp | None = None) -> None:
         self.server = server
@@ -34,7 +50,7 @@ class SocketIOApp:
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        path: str = scope.get("path", "")
+        path = route_path(scope)
         base = self.server.engine.config.path  # ends with "/"
         if scope["type"] == "http" and path.startswith(base):
             name = path[len(base) :]

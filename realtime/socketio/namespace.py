@@ -252,6 +252,8 @@ class Namespace(HandlerRegistry):
         if self.sockets.get(socket.id) is socket:
             del self.sockets[socket.id]
         await self.adapter.delete_all(socket.id)
+        if self.parent is not None:
+            await self.parent.cleanup(self)
 
 
 class ParentNamespace(HandlerRegistry):
@@ -265,6 +267,8 @@ class ParentNamespace(HandlerRegistry):
         self.server = server
         self.matcher = matcher
         self.children: dict[str, Namespace] = {}
+        #: Connects in progress per child: a held child is never cleaned up.
+        self._holds: dict[Namespace, int] = {}
 
     async def matches(self, name: str, auth: dict[str, Any]) -> bool:
         if isinstance(self.matcher, re.Pattern):
@@ -275,6 +279,37 @@ class ParentNamespace(HandlerRegistry):
         child = Namespace(self.server, name, parent=self)
         self.children[name] = child
         return child
+
+    def hold(self, child: Namespace) -> None:
+        """Keep ``child`` while a connect to it runs (its socket is not in it yet)."""
+        self._holds[child] = self._holds.get(child, 0) + 1
+
+    async def release(self, child: Namespace) -> None:
+        """End a :meth:`hold`; an empty child may then be cleaned up."""
+        count = self._holds.pop(child) - 1
+        if count:
+            self._holds[child] = count
+        await self.cleanup(child)
+
+    async def cleanup(self, child: Namespace) -> None:
+        """With ``cleanup_empty_child_namespaces``, drop ``child`` once nothing is in it.
+
+        As the reference server does: gone from the server and from this parent,
+        its adapter closed. A later connect to the name creates a fresh child.
+        """
+        if (
+            not self.server.cleanup_empty_child_namespaces
+            or child.sockets
+            or child in self._holds
+            or self.children.get(child.name) is not child
+        ):
+            return
+        del self.children[child.name]
+        if self.server.namespaces.get(child.name) is child:
+            del self.server.namespaces[child.name]
+        logger.debug("closing empty child namespace %s", child.name)
+        with anyio.CancelScope(shield=True):
+            await child.adapter.close()
 
     async def emit(self, event: str, *args: Any) -> None:
         """Emit to every socket of every child namespace."""

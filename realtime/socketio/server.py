@@ -36,14 +36,18 @@ class Server:
     Calls on the server itself (``on``, ``use``, ``emit``, ``to``...) act on the
     main namespace ``"/"``, as in the reference server; use :meth:`of` for others.
 
-    ``connect_timeout`` closes connections that join no namespace in time;
-    ``async_handlers`` runs each event handler as if in its own task (so a
-    handler may await an ack from the same client), and
-    ``max_inflight_events`` bounds how many events (connects and disconnects
-    included) of one client run or wait at once: past it the server stops
-    reading that client until one finishes. ``limits`` bounds what a client
-    may send. The rest configures the engine (see :class:`EngineConfig`), or
-    pass a whole ``engine_config``.
+    ``connect_timeout`` (seconds, must be positive: a ``ValueError`` otherwise,
+    since the protocol requires the sweep) closes connections that join no
+    namespace in time; ``cleanup_empty_child_namespaces`` removes a dynamic
+    namespace's child (and closes its adapter) when its last socket leaves, as
+    the reference server's option of that name does, so that clients cannot
+    leave one namespace behind per name they tried; ``async_handlers`` runs
+    each event handler as if in its own task (so a handler may await an ack
+    from the same client), and ``max_inflight_events`` bounds how many events
+    (connects and disconnects included) of one client run or wait at once:
+    past it the server stops reading that client until one finishes;
+    ``limits`` bounds what a client may send. The rest configures
+    the engine (see :class:`EngineConfig`), or pass a whole ``engine_config``.
     """
 
     def __init__(
@@ -58,12 +62,15 @@ class Server:
         transports: Sequence[Transport] = ("polling", "websocket"),
         allow_request: AllowRequest | None = None,
         connect_timeout: float = 45.0,
+        cleanup_empty_child_namespaces: bool = False,
         async_handlers: bool = True,
         max_inflight_events: int = 64,
         limits: DecoderLimits | None = None,
         adapter: AdapterFactory = InMemoryAdapter,
         engine_config: EngineConfig | None = None,
     ) -> None:
+        if not connect_timeout > 0:  # NaN too
+            raise ValueError("connect_timeout must be positive")
         config = engine_config or EngineConfig(
             path=path,
             ping_interval=ping_interval,
@@ -76,6 +83,7 @@ class Server:
         )
         self.engine = EngineServer(self, config)
         self.connect_timeout = connect_timeout
+        self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces
         self.async_handlers = async_handlers
         if max_inflight_events < 1:
             raise ValueError("max_inflight_events must be at least 1")
@@ -253,17 +261,41 @@ class Server:
                 Packet(PacketType.CONNECT_ERROR, name, {"message": "Invalid namespace"})
             )
             return
-        await namespace.connect(connection, auth)
+        if namespace.parent is None:
+            await namespace.connect(connection, auth)
+            return
+        # _resolve held the dynamic child: it is not cleaned up while this connect runs.
+        try:
+            await namespace.connect(connection, auth)
+        finally:
+            await namespace.parent.release(namespace)
 
     async def _resolve(self, name: str, auth: dict[str, Any]) -> Namespace | None:
+        """The namespace ``name``, created from the first matching parent if needed.
+
+        A dynamic child comes back held (see :meth:`ParentNamespace.hold`), taken
+        before any await so that a cleanup cannot slip in between.
+        """
         namespace = self.namespaces.get(name)
-        if namespace is not None:
-            return namespace
-        for parent in self.parent_namespaces:
-            if await parent.matches(name, auth):
+        if namespace is None:
+            for parent in self.parent_namespaces:
+                if not await parent.matches(name, auth):
+                    continue
+                # Another connect may have created it while the matcher ran: use
+                # that one, or the sockets it holds would be orphaned.
+                namespace = self.namespaces.get(name)
+                if namespace is not None:
+                    break
                 child = parent.create_child(name)
                 self.namespaces[name] = child
+                parent.hold(child)
                 if self._started:
-                    await child.adapter.init()
+                    try:
+                        await child.adapter.init()
+                    except BaseException:
+                        await parent.release(child)
+                        raise
                 return child
-        return None
+        if namespace is not None and namespace.parent is not None:
+            namespace.parent.hold(namespace)
+        return namespace

@@ -30,7 +30,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from tests.servers import PYTHON, ROOT, free_port, serve_process
+from tests.servers import PYTHON, ROOT, free_port, require, serve_process
 
 PING_INTERVAL = 300  # ms
 PING_TIMEOUT = 200  # ms
@@ -53,10 +53,24 @@ def conformance_server(script: str, env_var: str) -> Iterator[str]:
         yield url.rstrip("/")
         return
     path = ROOT / "examples" / "conformance" / script
-    if not path.exists():
-        pytest.skip(f"examples/conformance/{script} does not exist yet")
+    require(path.exists(), f"examples/conformance/{script} is missing")
     with serve_process([PYTHON, str(path)], port=free_port()) as base:
         yield base
+
+
+async def get_once_sent(client: httpx.AsyncClient, url: str, sent: anyio.Event) -> httpx.Response:
+    """GET ``url``, setting ``sent`` once the whole request is written.
+
+    A request sent after that goes over a second connection, so the server has
+    the GET's bytes before that connection even opens: a wait on a fact, not a
+    guess at how long the GET takes to arrive.
+    """
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith("send_request_body.complete"):
+            sent.set()
+
+    return await client.get(url, extensions={"trace": trace})
 
 
 def ws_url(base: str, path: str, query: str) -> str:
@@ -258,6 +272,7 @@ async def polling_ping_timeout(base: str, path: str) -> None:
         sid = await init_polling_session(client, path)
         # The session must be gone pingInterval + pingTimeout after the handshake;
         # wait a little longer so that timer granularity cannot decide the outcome.
+        # This sleep is the thing under test: time passing without a pong.
         await anyio.sleep((PING_INTERVAL + PING_TIMEOUT + 100) / 1000)
         poll = await client.get(f"{path}?EIO=4&transport=polling&sid={sid}")
         assert poll.status_code == 400
@@ -282,12 +297,15 @@ async def polling_forceful_close(base: str, path: str) -> None:
         url = f"{path}?EIO=4&transport=polling&sid={sid}"
         responses: dict[str, httpx.Response] = {}
 
+        sent = anyio.Event()
+
         async def poll() -> None:
-            responses["poll"] = await client.get(url)
+            responses["poll"] = await get_once_sent(client, url, sent)
 
         async def push() -> None:
-            # let the GET reach the server first (the suite fires both at once)
-            await anyio.sleep(0.05)
+            # The suite fires both at once; the GET must be pending first.
+            with anyio.fail_after(STEP):
+                await sent.wait()
             responses["push"] = await client.post(url, content="1")
 
         async with anyio.create_task_group() as tg:

@@ -108,7 +108,7 @@ class Recorder:
         while session.sid not in self._stop and not session.closed:
             session.send(f"m{i}")
             i += 1
-            await anyio.sleep(0.001)
+            await anyio.sleep(0.001)  # the stream's pace, not a wait for anything
         session.send("end")
 
 
@@ -136,8 +136,11 @@ class Running:
 
 
 @contextlib.contextmanager
-def serve_hypercorn_trio(app: Any) -> Iterator[str]:
-    """Serve ``app`` with hypercorn's trio worker in a thread; yield its base URL."""
+def serve_hypercorn_trio(app: Any, **options: Any) -> Iterator[str]:
+    """Serve ``app`` with hypercorn's trio worker in a thread; yield its base URL.
+
+    ``options`` set attributes of hypercorn's ``Config`` (``root_path=...``).
+    """
     from hypercorn.config import Config
     from hypercorn.trio import serve as hypercorn_serve
 
@@ -147,6 +150,8 @@ def serve_hypercorn_trio(app: Any) -> Iterator[str]:
     config.loglevel = "WARNING"
     config.accesslog = None
     config.graceful_timeout = 2.0
+    for name, value in options.items():
+        setattr(config, name, value)
     started = threading.Event()
     box: dict[str, Any] = {}
 

@@ -19,8 +19,10 @@ import httpx
 import pytest
 
 from tests.live.conformance_client import (
+    STEP,
     Conn,
     conformance_server,
+    get_once_sent,
     http_client,
     init_polling_session,
     open_ws,
@@ -127,12 +129,15 @@ class TestMessageHttpLongPolling:
             sid = await init_polling_session(client, PATH)
             responses: dict[int, httpx.Response] = {}
 
+            sent = anyio.Event()
+
             async def first() -> None:
-                responses[0] = await client.get(session_url(sid))
+                responses[0] = await get_once_sent(client, session_url(sid), sent)
 
             async def second() -> None:
-                # the suite waits 5 ms; give the first GET time to reach the server
-                await anyio.sleep(0.05)
+                # The suite waits 5 ms; here the first GET is on the wire first.
+                with anyio.fail_after(STEP):
+                    await sent.wait()
                 responses[1] = await client.get(session_url(sid) + "&t=burst")
 
             async with anyio.create_task_group() as tg:

@@ -122,8 +122,10 @@ async def test_starlette_app_beside_socketio() -> None:
                 assert received["notice"] == [[{"text": "hi"}]]
                 await http.post("/rooms/red/notify", json={"text": "not you"})
                 assert (await http.get("/nothing-here")).status_code == 404
-            await anyio.sleep(0.1)
-            assert received["notice"] == [[{"text": "hi"}]]
+                # Sent after the one to red: once it is here, red's would be too.
+                await http.post("/rooms/blue/notify", json={"text": "again"})
+                await until(lambda: len(received["notice"]) == 2)
+            assert received["notice"] == [[{"text": "hi"}], [{"text": "again"}]]
             assert starlette_example.other_app.state.ready is True  # type: ignore[attr-defined]
         # Leaving the block shut the server down; the client was disconnected.
         await until(lambda: not client.connected)

@@ -1,4 +1,4 @@
-"""The Socket.IO server in-process, over fake engine sessions (no network, both event loops)."""
+"""The Socket.IO server in-process, on real engine sessions over in-memory ASGI."""
 
 from __future__ import annotations
 

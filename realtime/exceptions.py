@@ -18,6 +18,7 @@ else is a local error: a caller bug or a state the application can handle.
     ├── BufferFullError               a session's outbound buffer is over its cap
     ├── AckTimeoutError               an acknowledgement did not arrive in time
     ├── ReservedEventError            the application tried to emit a reserved event name
+    ├── EncodeError                   the application tried to send data JSON cannot carry
     └── NotRunningError               the server is used outside its lifespan
 """
 
@@ -117,6 +118,14 @@ class AckTimeoutError(RealtimeError):
 
 class ReservedEventError(RealtimeError, ValueError):
     """The application tried to emit one of Socket.IO's reserved event names."""
+
+
+class EncodeError(RealtimeError, ValueError):
+    """The application tried to send data JSON cannot carry (NaN, infinities, cycles).
+
+    Raised before anything is queued, so no peer ever receives ``NaN`` or
+    ``Infinity``, which ``JSON.parse`` refuses.
+    """
 
 
 class NotRunningError(RealtimeError, RuntimeError):

@@ -72,10 +72,16 @@ class Connection:
             # Only a server sends CONNECT_ERROR, and the first packet must be CONNECT.
             self.session.close(CloseReason.PARSE_ERROR)
         elif socket is None:
-            # Late packets for a namespace the server just left: nothing to do.
-            logger.debug(
-                "session %s: %s for unjoined %s", self.session.sid, ptype.name, packet.namespace
-            )
+            # As the reference server (client.ts ``ondecoded``): an EVENT or ACK
+            # for a namespace this client is not in closes the connection. A
+            # DISCONNECT for one is what the client wants already: ignored.
+            if ptype is not PacketType.DISCONNECT:
+                logger.info(
+                    "session %s: %s for a namespace it has not joined, closing",
+                    self.session.sid,
+                    ptype.name,
+                )
+                self.session.close(CloseReason.PARSE_ERROR)
         elif ptype is PacketType.EVENT:
             if self.server.async_handlers:
                 self.server.engine.run_soon(self._run_event, socket, packet)

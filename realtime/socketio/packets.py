@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -97,9 +98,22 @@ def dumps(data: Any) -> str:
     would refuse the whole packet. Circular data is refused the same way.
     """
     try:
-        return json.dumps(data, separators=_JSON_SEPARATORS, ensure_ascii=False, allow_nan=False)
+        text = json.dumps(data, separators=_JSON_SEPARATORS, ensure_ascii=False, allow_nan=False)
     except ValueError as exc:
         raise EncodeError(f"data cannot be sent as JSON: {exc}") from None
+    if text.isascii():  # O(1) in CPython: the common case pays nothing more
+        return text
+    # A lone surrogate (a client may send "\ud800": JavaScript strings are
+    # UTF-16) has no UTF-8 form and would break the write to every recipient.
+    # Escape it, as JavaScript's JSON.stringify does.
+    return _SURROGATE.sub(_escape_surrogate, text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def encode(packet: Packet) -> list[str | bytes]:

@@ -428,7 +428,7 @@ async def test_empty_and_long_sid_on_polling(server: App) -> None:
 
 async def test_message_in_tiny_fragments(server: App) -> None:
     async with sio_client(server) as (ws, _):
-        value = "fragmented-" + "€" * 50
+        value = "fragmented-" + "€" * 50 + "x" * 3000  # one frame per character
         await ws.send(f'421["echo","{value}"]', fragment=1)
         assert await ws.recv_sio() == f'42["echo","{value}"]'
         assert await ws.recv_sio() == f'431["{value}"]'

@@ -19,6 +19,7 @@ else is a local error: a caller bug or a state the application can handle.
     ├── AckTimeoutError               an acknowledgement did not arrive in time
     ├── ReservedEventError            the application tried to emit a reserved event name
     ├── MissingTimeoutError           a broadcast with acknowledgements without a timeout
+    ├── EncodeError                   the application tried to send data JSON cannot carry
     └── NotRunningError               the server is used outside its lifespan
 """
 
@@ -125,6 +126,14 @@ class MissingTimeoutError(RealtimeError, ValueError):
 
     A broadcast may reach clients that never answer; without a bound the
     caller would wait forever (the reference server needs a timeout too).
+    """
+
+
+class EncodeError(RealtimeError, ValueError):
+    """The application tried to send data JSON cannot carry (NaN, infinities, cycles).
+
+    Raised before anything is queued, so no peer ever receives ``NaN`` or
+    ``Infinity``, which ``JSON.parse`` refuses.
     """
 
 

@@ -185,7 +185,14 @@ async def _dispatch_post(
             session.state.on_pong(clock())
         elif ptype is PacketType.CLOSE:
             session.abort(CloseReason.TRANSPORT_CLOSE)
-        elif ptype in (PacketType.OPEN, PacketType.UPGRADE, PacketType.PING):
+        elif ptype is PacketType.PING:
+            # As over WebSocket (and the reference server): "invalid heartbeat
+            # direction" ends the session with "transport error".
+            logger.info("session %s: client sent PING, closing", session.sid)
+            session.abort(CloseReason.TRANSPORT_ERROR)
+            await send_error(send, EngineRequestError(EngineRequestError.BAD_REQUEST), headers)
+            return
+        elif ptype in (PacketType.OPEN, PacketType.UPGRADE):
             # Not something a client sends over polling in v4.
             logger.info("session %s: unexpected %s packet over polling", session.sid, ptype.name)
             session.abort(CloseReason.PARSE_ERROR)

@@ -57,6 +57,30 @@ def request_headers(scope: Scope) -> dict[str, str]:
     return found
 
 
+async def refuse_websocket(
+    scope: Scope, send: Send, error: EngineRequestError | NotRunningError
+) -> None:
+    """Refuse a WebSocket before its handshake completes, answering as polling does.
+
+    With the ASGI "websocket.http.response" extension (uvicorn and hypercorn
+    offer it) the client gets the status and the ``{"code", "message"}`` JSON
+    body; without it the server can only refuse with a bare 403.
+    """
+    if "websocket.http.response" not in (scope.get("extensions") or {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    if isinstance(error, NotRunningError):
+        status, body = 500, str(error).encode("utf-8")
+        headers = [(b"content-type", b"text/plain; charset=UTF-8")]
+    else:
+        status = error.status
+        body = json.dumps({"code": error.code, "message": error.message}).encode("utf-8")
+        headers = [(b"content-type", b"application/json")]
+    headers.append((b"content-length", str(len(body)).encode("ascii")))
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
 class EngineServer:
     """Engine.IO v4 over HTTP long-polling and WebSocket, for one ``EngineHandler``.
 
@@ -372,14 +396,14 @@ class EngineServer:
             if sid is None:
                 await self._authorize(scope)
         except (EngineRequestError, NotRunningError) as exc:
-            # Refused before the WebSocket handshake completes: the client sees 403.
             logger.info("refused a WebSocket: %s (origin %s)", exc, origin)
-            await send({"type": "websocket.close", "code": 1008})
+            await refuse_websocket(scope, send, exc)
             return
         if sid is not None:
             session = self.sessions.get(sid)
             if session is None:
-                await send({"type": "websocket.close", "code": 1008})
+                error = EngineRequestError(EngineRequestError.UNKNOWN_SID)
+                await refuse_websocket(scope, send, error)
                 return
             if session.transport != "polling" or session.closed or session.probing:
                 # Spec: at most one WebSocket per session. Like the reference

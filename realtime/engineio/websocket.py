@@ -125,7 +125,12 @@ async def _read(session: EngineSession, handler: EngineHandler, receive: Receive
         elif ptype is PacketType.OPEN:
             logger.info("session %s: client sent OPEN, closing", session.sid)
             session.abort(CloseReason.PARSE_ERROR)
-        # PING (a late probe), UPGRADE and NOOP carry nothing for an open session.
+        elif ptype is PacketType.PING:
+            # Engine.IO v4 heartbeats go server -> client only; the reference
+            # server closes on "invalid heartbeat direction" with this reason.
+            logger.info("session %s: client sent PING, closing", session.sid)
+            session.abort(CloseReason.TRANSPORT_ERROR)
+        # UPGRADE and NOOP carry nothing for an open session.
         count += 1
         if count % step == 0:
             # A client sending faster than we handle never starves the others:

@@ -92,11 +92,22 @@ class Connection:
         elif ptype is PacketType.CONNECT_ERROR or not self.joined_once:
             # Only a server sends CONNECT_ERROR, and the first packet must be CONNECT.
             self.session.close(CloseReason.PARSE_ERROR)
-        elif socket is None or not socket.connected:
-            # Late packets for a namespace the server just left, or early ones
-            # for a namespace whose connect handler is still running.
+        elif socket is None:
+            # As the reference server (client.ts ``ondecoded``): an EVENT or ACK
+            # for a namespace this client is not in closes the connection. A
+            # DISCONNECT for one is what the client wants already: ignored.
+            if ptype is not PacketType.DISCONNECT:
+                logger.info(
+                    "session %s: %s for a namespace it has not joined, closing",
+                    self.session.sid,
+                    ptype.name,
+                )
+                self.session.close(CloseReason.PARSE_ERROR)
+        elif not socket.connected:
+            # Its connect handler is still running: a client sends nothing to a
+            # namespace before its CONNECT reply, so this one is ignored.
             logger.debug(
-                "session %s: %s for unjoined %s", self.session.sid, ptype.name, packet.namespace
+                "session %s: %s for connecting %s", self.session.sid, ptype.name, packet.namespace
             )
         elif ptype is PacketType.EVENT:
             await self._run(socket.handle_event, packet)

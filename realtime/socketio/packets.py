@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import enum
 import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from realtime.exceptions import SocketIOPacketError
+from realtime.exceptions import EncodeError, SocketIOPacketError
 from realtime.socketio import binary
 
 MAIN_NAMESPACE = "/"
@@ -27,6 +29,10 @@ MAIN_NAMESPACE = "/"
 RESERVED_EVENTS = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
 )
+
+#: The largest integer a JavaScript number holds exactly (``Number.MAX_SAFE_INTEGER``).
+#: A larger ack id could not be answered by a JavaScript peer, so it is refused.
+MAX_ACK_ID = 2**53 - 1
 
 
 class PacketType(enum.IntEnum):
@@ -61,13 +67,24 @@ class Packet:
 class DecoderLimits:
     """Bounds on what a peer may send; breaking one is a parse error.
 
-    ``max_ack_id_digits`` is 16 because a JavaScript peer's ids are numbers,
-    exact up to 2**53 (16 digits).
+    max_attachments
+        Binary attachments one packet may announce (as socket.io-parser's
+        ``maxAttachments``); each is held in memory until the packet is whole.
+    max_ack_id_digits
+        16, because a JavaScript peer's ids are numbers, exact up to 2**53 - 1
+        (16 digits); ids above :data:`MAX_ACK_ID` are refused whatever this is.
+    max_json_depth
+        Nesting of arrays and objects in a payload; deeper values are refused
+        before the application (or a recursive encoder) walks them.
+    max_namespace_length
+        Characters in a namespace name. A longer name is refused before it is
+        looked up, logged or echoed back in a CONNECT_ERROR.
     """
 
     max_attachments: int = 10
     max_ack_id_digits: int = 16
     max_json_depth: int = 32
+    max_namespace_length: int = 256
 
 
 _JSON_SEPARATORS = (",", ":")
@@ -76,9 +93,27 @@ _JSON_SEPARATORS = (",", ":")
 def dumps(data: Any) -> str:
     """JSON as JavaScript's ``JSON.stringify`` writes it: compact, non-ASCII kept.
 
-    NaN and Infinity are refused (``ValueError``): JSON has no such values.
+    NaN and Infinity are refused with :class:`~realtime.exceptions.EncodeError`
+    (a ``ValueError``): JSON has no such values, and ``JSON.parse`` in the peer
+    would refuse the whole packet. Circular data is refused the same way.
     """
-    return json.dumps(data, separators=_JSON_SEPARATORS, ensure_ascii=False, allow_nan=False)
+    try:
+        text = json.dumps(data, separators=_JSON_SEPARATORS, ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        raise EncodeError(f"data cannot be sent as JSON: {exc}") from None
+    if text.isascii():  # O(1) in CPython: the common case pays nothing more
+        return text
+    # A lone surrogate (a client may send "\ud800": JavaScript strings are
+    # UTF-16) has no UTF-8 form and would break the write to every recipient.
+    # Escape it, as JavaScript's JSON.stringify does.
+    return _SURROGATE.sub(_escape_surrogate, text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def encode(packet: Packet) -> list[str | bytes]:
@@ -111,6 +146,18 @@ def _refuse_constant(name: str) -> NoReturn:
     _fail(f"{name} is not valid JSON")
 
 
+def _parse_float(text: str) -> float:
+    """Refuse numbers a double cannot hold (``1e400`` would become infinity).
+
+    No JavaScript peer sends one (``JSON.stringify`` writes ``null`` for
+    infinities), and the value could not be sent back as JSON.
+    """
+    value = float(text)
+    if math.isinf(value):
+        _fail("number out of range")
+    return value
+
+
 def _json_depth(value: Any) -> int:
     """Depth of nested arrays/objects, iteratively (a deep value must not blow the stack)."""
     deepest = 0
@@ -128,7 +175,7 @@ def _json_depth(value: Any) -> int:
 
 def _parse_json(text: str, limits: DecoderLimits) -> Any:
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_parse_float)
     except (ValueError, RecursionError) as exc:
         raise SocketIOPacketError(f"invalid JSON payload: {exc}") from None
     # Counting brackets is cheap and bounds the depth from above, so the walk is
@@ -187,6 +234,8 @@ def parse_text(text: str, limits: DecoderLimits = DecoderLimits()) -> tuple[Pack
     if i < end and text[i] == "/":
         comma = text.find(",", i)
         stop = comma if comma != -1 else end
+        if stop - i > limits.max_namespace_length:
+            _fail(f"namespace longer than {limits.max_namespace_length} characters")
         namespace = text[i:stop]
         i = stop + 1 if comma != -1 else end
     start = i
@@ -197,6 +246,8 @@ def parse_text(text: str, limits: DecoderLimits = DecoderLimits()) -> tuple[Pack
         if i - start > limits.max_ack_id_digits:
             _fail(f"ack id longer than {limits.max_ack_id_digits} digits")
         ack_id = int(text[start:i])
+        if ack_id > MAX_ACK_ID:
+            _fail("ack id above 2**53 - 1")
     data = _parse_json(text[i:], limits) if i < end else None
     _check_payload(ptype, data)
     if ptype in (PacketType.ACK, PacketType.BINARY_ACK) and ack_id is None:

@@ -25,6 +25,7 @@ import anyio
 import httpx
 import trio
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 
 from realtime.engineio import CloseReason, EngineConfig, EngineServer, EngineSession
 from realtime.exceptions import SessionClosedError
@@ -283,3 +284,14 @@ async def wait_until(condition: Callable[[], bool]) -> None:
     with anyio.fail_after(STEP):
         while not condition():  # noqa: ASYNC110
             await anyio.sleep(0.005)
+
+
+def assert_ws_refused(exc: InvalidStatus, status: int, code: int) -> None:
+    """A WebSocket refused before its handshake is answered as polling is: the
+    status and the JSON ``{"code", "message"}`` body (uvicorn and hypercorn both
+    offer the ASGI denial-response extension)."""
+    response = exc.response
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    body = json.loads(response.body)
+    assert body == {"code": code, "message": body["message"]}

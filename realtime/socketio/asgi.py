@@ -87,27 +87,46 @@ class SocketIOApp:
         await response(scope, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the server for the app's lifetime, with ``other_app``'s lifespan inside it."""
+        """Run the server for the app's lifetime, with ``other_app``'s lifespan inside it.
+
+        At shutdown realtime goes first: its clients are disconnected and its
+        disconnect handlers run (within ``shutdown_timeout``) while the
+        other app's resources (a database pool, say) are still there; then
+        the other app shuts down. A failure in either is reported as
+        ``lifespan.shutdown.failed``, not as a startup failure.
+        """
         startup = await receive()
         assert startup["type"] == "lifespan.startup"
+        phase = "startup"
+        shutdown_reply: Message = {"type": "lifespan.shutdown.complete"}
         try:
             async with self.server.lifespan():
                 if self.other_app is None:
                     await send({"type": "lifespan.startup.complete"})
+                    phase = "shutdown"
                     await receive()
                 else:
-                    await self._forward_lifespan(self.other_app, scope, startup, receive, send)
-                    return
+                    reply = await self._forward_lifespan(
+                        self.other_app, scope, startup, receive, send
+                    )
+                    if reply is None:
+                        return  # the other app's startup failed; already reported
+                    phase = "shutdown"
+                    shutdown_reply = reply
         except Exception as exc:
-            logger.exception("lifespan failed")
-            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            logger.exception("lifespan %s failed", phase)
+            await send({"type": f"lifespan.{phase}.failed", "message": str(exc)})
             return
-        await send({"type": "lifespan.shutdown.complete"})
+        await send(shutdown_reply)
 
     async def _forward_lifespan(
         self, app: ASGIApp, scope: Scope, startup: Message, receive: Receive, send: Send
-    ) -> None:
-        """Drive ``app``'s lifespan as the server would, relaying its answers."""
+    ) -> Message | None:
+        """Drive ``app``'s lifespan as the server would, relaying its startup answer.
+
+        Returns the app's shutdown answer for the caller to send once realtime
+        has stopped too, or ``None`` when the app failed to start.
+        """
         to_app, app_inbox = anyio.create_memory_object_stream[Message](1)
         app_outbox, from_app = anyio.create_memory_object_stream[Message](1)
 
@@ -126,11 +145,13 @@ class SocketIOApp:
             await send(reply)
             if reply["type"] == "lifespan.startup.failed":
                 tg.cancel_scope.cancel()
-                return
+                return None
             shutdown = await receive()
+            # realtime's clients and disconnect handlers first, while the app still runs.
+            await self.server.engine.shutdown()
             await to_app.send(shutdown)
             reply = await self._next(from_app, "lifespan.shutdown.complete")
-        await send(reply)
+        return reply
 
     @staticmethod
     async def _next(stream: anyio.abc.ObjectReceiveStream[Message], default: str) -> Message:

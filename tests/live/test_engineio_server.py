@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from realtime.engineio import EngineSession
 from tests.live.engine_servers import (
+    PATH,
     SEP,
     SERVERS,
     STEP,
@@ -768,6 +769,24 @@ class TestMalformedInput:
             await wait_until(lambda: engine.recorder.reasons.get(sid) == reason)
             assert error_of(await get(client, sid)) == (400, 1, "Session ID unknown")
             # Another session is unaffected.
+            assert (await post(client, other, "4fine")).text == "ok"
+            assert (await get(client, other)).text == "4fine"
+
+    async def test_post_aborted_mid_body_is_a_transport_error(self, start: EngineFactory) -> None:
+        engine = start()
+        async with http(engine) as client:
+            other, _ = await handshake(client)
+            sid, _ = await handshake(client)
+            host, port = engine.host.split(":")
+            stream = await anyio.connect_tcp(host, int(port))
+            async with stream:
+                head = (
+                    f"POST {PATH}?{query(sid)[1:]} HTTP/1.1\r\nHost: {engine.host}\r\n"
+                    "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: 1000\r\n\r\n"
+                )
+                await stream.send(head.encode() + b"4only part of the bo")
+            # The client went away before the body was whole: not a parse error.
+            await wait_until(lambda: engine.recorder.reasons.get(sid) == "transport error")
             assert (await post(client, other, "4fine")).text == "ok"
             assert (await get(client, other)).text == "4fine"
 

@@ -24,6 +24,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class Target:
     kind: str  # "uvicorn" or "node"
     spec: str  # "module:app" for uvicorn, script path for node
     description: str
+    root: Path = ROOT  # where a uvicorn target imports from (another commit for --base)
 
     def command(self, port: int, node: str | None, ws_impl: str) -> list[str]:
         if self.kind == "uvicorn":
@@ -104,6 +106,29 @@ TARGETS = [
     Target("node-socketio", "sio", "node", "targets/node_sio.js", "Node socket.io server"),
     Target("node-ws", "raw", "node", "targets/node_ws.js", "raw Node ws echo/broadcast"),
 ]
+
+
+#: The name of the ``--base`` target: realtime as of an earlier commit.
+BASE = "realtime-base"
+
+
+def base_target(ref: str) -> Target:
+    """``realtime`` as of git ``ref``, unpacked outside the tree, to compare in one run."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    root = Path(tempfile.gettempdir()) / f"realtime-base-{commit}"
+    if not root.is_dir():
+        root.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "archive", commit, "realtime", "benchmarks/targets"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    spec = "benchmarks.targets.realtime_app:app"
+    return Target(BASE, "sio", "uvicorn", spec, f"realtime at {commit} (--base)", root)
 
 
 # -------------------------------------------------------------- scenarios
@@ -210,13 +235,13 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 @contextlib.contextmanager
 def run_server(
-    cmd: list[str], port: int, pin: bool, log: Path
+    cmd: list[str], port: int, pin: bool, log: Path, root: Path = ROOT
 ) -> Iterator[subprocess.Popen[bytes]]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NODE_ENV="production")
+    env = dict(os.environ, PYTHONPATH=str(root), NODE_ENV="production")
     with log.open("ab") as out:
         proc = subprocess.Popen(
             cmd,
-            cwd=ROOT,
+            cwd=root,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -269,8 +294,8 @@ def target_available(t: Target, node: str | None) -> tuple[bool, str]:
     module = t.spec.split(":")[0]
     probe = subprocess.run(
         [sys.executable, "-c", f"import {module}"],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        cwd=t.root,
+        env=dict(os.environ, PYTHONPATH=str(t.root)),
         capture_output=True,
         timeout=60,
         check=False,
@@ -419,7 +444,7 @@ def bench_target(
             cmd = t.command(port, node, ws_impl)
             again: list[Scenario] = []
             try:
-                with run_server(cmd, port, pin, log) as proc:
+                with run_server(cmd, port, pin, log, t.root) as proc:
                     for s in todo:
                         tries = 0
                         while True:
@@ -524,6 +549,9 @@ def compute_goals(results: list[dict[str, Any]], ours: str = "realtime") -> list
 
 def compute_ratios(results: list[dict[str, Any]], scens: list[Scenario]) -> list[dict[str, Any]]:
     pairs = [
+        ("realtime", BASE),
+        (BASE, "starlette-raw"),
+        (BASE, "python-socketio"),
         ("realtime", "starlette-raw"),
         ("realtime", "python-socketio"),
         ("realtime", "node-socketio"),
@@ -724,6 +752,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=("fast", "ws"),
         help="loader WebSocket client: built-in minimal client or the ws package",
     )
+    p.add_argument(
+        "--base",
+        metavar="GIT_REF",
+        help=f"also run realtime as of GIT_REF, as target {BASE!r}, for before/after ratios",
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin server / loader to CPUs")
     p.add_argument("--out", default=str(RESULTS / "latest.json"), help="JSON output path")
     p.add_argument(
@@ -758,10 +791,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenarios:
         wanted = set(args.scenarios.split(","))
         scens = [s for s in scens if s.name in wanted]
-    targets = TARGETS
+    targets = list(TARGETS)
+    if args.base:
+        targets.insert(1, base_target(args.base))
     if args.targets:
         wanted = set(args.targets.split(","))
-        targets = [t for t in TARGETS if t.name in wanted]
+        targets = [t for t in targets if t.name in wanted]
     pin = can_pin() and not args.no_pin
     info = machine_info(node)  # before pinning ourselves: nproc honours affinity
     if pin:

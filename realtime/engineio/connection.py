@@ -9,9 +9,9 @@ a thousand sessions is a thousand appends, not a thousand tasks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from starlette.datastructures import Headers
@@ -51,6 +51,36 @@ class EngineHandler(Protocol):
     async def on_message(self, session: EngineSession, data: str | bytes) -> None: ...
 
     async def on_disconnect(self, session: EngineSession, reason: CloseReason) -> None: ...
+
+
+class _Rest:
+    """Await the rest of an awaitable already stepped once (it yielded ``first``).
+
+    What ``yield from`` would do: values go up to the event loop, answers and
+    exceptions (cancellation included) come back down to the awaitable.
+    """
+
+    __slots__ = ("_first", "_step")
+
+    def __init__(self, step: Generator[Any, Any, Any], first: Any) -> None:
+        self._step = step
+        self._first = first
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        step, value = self._step, self._first
+        while True:
+            try:
+                answer = yield value
+            except BaseException as exc:
+                try:
+                    value = step.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    value = step.send(answer)
+                except StopIteration as stop:
+                    return stop.value
 
 
 class EngineSession:
@@ -203,19 +233,30 @@ class EngineSession:
         batch: list[OutPacket] = []
         done = 0
         try:
-            with anyio.CancelScope() as self._write_scope:
-                while state.outbox:
-                    batch = state.take()
-                    done = 0
-                    for packet in batch:
-                        data = packet.ws
-                        if isinstance(data, str):
-                            await send({"type": "websocket.send", "text": data})
-                        else:
-                            await send({"type": "websocket.send", "bytes": data})
-                        state.written(packet.size)
-                        done += 1
-                    batch = []
+            while state.outbox:
+                batch = state.take()
+                done = 0
+                for packet in batch:
+                    data = packet.ws
+                    if isinstance(data, str):
+                        step = send({"type": "websocket.send", "text": data}).__await__()
+                    else:
+                        step = send({"type": "websocket.send", "bytes": data}).__await__()
+                    # Most writes complete without suspending; only one that
+                    # must wait (the client's TCP window is full) pays for a
+                    # cancel scope, which an abrupt close uses to end the wait.
+                    try:
+                        blocked_on = step.send(None)
+                    except StopIteration:
+                        pass
+                    else:
+                        with anyio.CancelScope() as self._write_scope:
+                            await _Rest(step, blocked_on)
+                        if self._write_scope.cancelled_caught:
+                            return
+                    state.written(packet.size)
+                    done += 1
+                batch = []
         except Exception as exc:  # the peer is gone; ASGI servers raise their own types
             logger.debug("session %s: write failed: %r", self.sid, exc)
             self.abort(CloseReason.TRANSPORT_ERROR)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.run import HERE, LOADER, SERVER_CPU, TARGETS, free_port, scenarios
+from benchmarks.run import BASE, LOADER, SERVER_CPU, TARGETS, base_target, free_port, scenarios
 
 WS = "websockets-sansio"  # the harness's default uvicorn --ws
 PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -46,19 +47,24 @@ def top_functions(raw: Path, count: int) -> list[tuple[float, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("target", choices=[t.name for t in TARGETS])
+    parser.add_argument("target", choices=[t.name for t in TARGETS] + [BASE])
     parser.add_argument("scenario", choices=[s.name for s in scenarios(full=True)])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--py-spy", action="store_true")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--base", default="HEAD~1", help=f"git ref for the {BASE!r} target")
     args = parser.parse_args()
 
-    target = next(t for t in TARGETS if t.name == args.target)
+    if args.target == BASE:
+        target = base_target(args.base)
+    else:
+        target = next(t for t in TARGETS if t.name == args.target)
     scenario = next(s for s in scenarios(full=True) if s.name == args.scenario)
     port = free_port()
     server = subprocess.Popen(
         ["taskset", "-c", str(SERVER_CPU), *target.command(port, shutil.which("node"), WS)],
-        cwd=HERE.parent,
+        cwd=target.root,
+        env={**os.environ, "PYTHONPATH": str(target.root)},
         stdout=subprocess.DEVNULL,
     )
     spy: subprocess.Popen[bytes] | None = None
@@ -85,7 +91,7 @@ def main() -> None:
         }
         out = subprocess.run(
             ["taskset", "-c", str(LOADER_CPU), "node", str(LOADER), json.dumps(config)],
-            cwd=HERE,
+            cwd=LOADER.parent.parent,
             capture_output=True,
             timeout=120,
             check=True,

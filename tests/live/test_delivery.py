@@ -221,7 +221,7 @@ async def until(condition: Callable[[], bool], what: str) -> None:
         while not condition():  # noqa: ASYNC110 - the state changes in the client's callbacks
             await anyio.sleep(0.01)
         return
-    pytest.fail(f"no {what} within {WAIT} s")
+    pytest.fail(f"timed out waiting for {what} ({WAIT} s)")
 
 
 @contextlib.asynccontextmanager

@@ -31,7 +31,20 @@ const connect = async (prefix) => {
   return socket;
 };
 
-const call = (socket, event, ...args) => socket.timeout(WAIT).emitWithAck(event, ...args);
+const call = (socket, event, ...args) =>
+  socket
+    .timeout(WAIT)
+    .emitWithAck(event, ...args)
+    .catch(() => {
+      throw new Error(`no ack for ${event} within ${WAIT} ms`);
+    });
+
+// A handler that stays busy until we release it: its ack may take longer than one wait.
+const busy = (socket, log) =>
+  socket
+    .timeout(3 * WAIT)
+    .emitWithAck("busy")
+    .then((ack) => log.push(`ack ${ack}`));
 
 const scenarios = {
   // The handler emits tick 1, then waits until we answer "continue" (another
@@ -43,7 +56,9 @@ const scenarios = {
       log.push(`tick ${i}`);
       if (i < 3) socket.emit("continue", i);
     });
-    const ack = await call(socket, "ticks", 3);
+    const ack = await call(socket, "ticks", 3).catch((err) => {
+      throw new Error(`${err.message}; received only ${JSON.stringify(log)}`);
+    });
     log.push(`ack ${ack}`);
     const transport = socket.io.engine.transport.name;
     socket.disconnect();
@@ -88,11 +103,11 @@ const scenarios = {
         resolve();
       })
     );
-    const busy = call(b, "busy").then((ack) => log.push(`ack ${ack}`));
+    const released = busy(b, log);
     const sent = await call(a, "broadcast-to-busy", b.name, text);
     await bounded("news", news);
     b.emit("release");
-    await busy;
+    await released;
     a.disconnect();
     b.disconnect();
     return { sent, log };
@@ -109,12 +124,12 @@ const scenarios = {
         if (log.length === 2) resolve();
       })
     );
-    const busy = call(b, "busy").then((ack) => log.push(`ack ${ack}`));
+    const released = busy(b, log);
     const response = await bounded("POST", fetch(`${url}/notify/${b.name}`, { method: "POST" }));
     const body = await response.json();
     await bounded("notices", notices);
     b.emit("release");
-    await busy;
+    await released;
     b.disconnect();
     return { status: response.status, body, log };
   },

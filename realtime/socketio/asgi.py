@@ -90,24 +90,33 @@ class SocketIOApp:
         """Run the server for the app's lifetime, with ``other_app``'s lifespan inside it."""
         startup = await receive()
         assert startup["type"] == "lifespan.startup"
+        reply: Message | None = {"type": "lifespan.shutdown.complete"}
         try:
             async with self.server.lifespan():
                 if self.other_app is None:
                     await send({"type": "lifespan.startup.complete"})
                     await receive()
                 else:
-                    await self._forward_lifespan(self.other_app, scope, startup, receive, send)
-                    return
+                    reply = await self._forward_lifespan(
+                        self.other_app, scope, startup, receive, send
+                    )
         except Exception as exc:
             logger.exception("lifespan failed")
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
             return
-        await send({"type": "lifespan.shutdown.complete"})
+        # Only now, with realtime's own shutdown done: past this reply the
+        # server may end the event loop, cancelling whatever still runs.
+        if reply is not None:
+            await send(reply)
 
     async def _forward_lifespan(
         self, app: ASGIApp, scope: Scope, startup: Message, receive: Receive, send: Send
-    ) -> None:
-        """Drive ``app``'s lifespan as the server would, relaying its answers."""
+    ) -> Message | None:
+        """Drive ``app``'s lifespan as the server would, relaying its startup answer.
+
+        Returns its shutdown answer for the caller to send once realtime has
+        shut down too (``None`` if startup failed: that answer was the last).
+        """
         to_app, app_inbox = anyio.create_memory_object_stream[Message](1)
         app_outbox, from_app = anyio.create_memory_object_stream[Message](1)
 
@@ -126,11 +135,11 @@ class SocketIOApp:
             await send(reply)
             if reply["type"] == "lifespan.startup.failed":
                 tg.cancel_scope.cancel()
-                return
+                return None
             shutdown = await receive()
             await to_app.send(shutdown)
             reply = await self._next(from_app, "lifespan.shutdown.complete")
-        await send(reply)
+        return reply
 
     @staticmethod
     async def _next(stream: anyio.abc.ObjectReceiveStream[Message], default: str) -> Message:

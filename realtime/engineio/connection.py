@@ -89,6 +89,7 @@ class EngineSession:
     __slots__ = (
         "__weakref__",
         "_finished",
+        "_finishing",
         "_server",
         "_wakeup",
         "_write_scope",
@@ -119,6 +120,8 @@ class EngineSession:
         self.request = request
         self._wakeup = server.new_event()
         self._finished = False
+        #: While the first :meth:`finish` runs: set when it returns, for later callers to wait on.
+        self._finishing: anyio.Event | None = None
         #: A long-poll GET is waiting for packets (spec: at most one at a time).
         self.poll_pending = False
         #: Cancelled by :meth:`wake` to release the pending GET's wait.
@@ -324,15 +327,24 @@ class EngineSession:
         The transport that carries the session calls it when it is done (the
         WebSocket's task, or a task started when a polling session closes),
         and shutdown calls it for every session; only the first call acts.
-        A session still open is closed first ("transport close").
+        A session still open is closed first ("transport close"). A later call
+        returns once the first has: shutdown calls it for every session and so
+        waits for the disconnect handlers that another task is running.
         """
         if self._finished:
+            if self._finishing is not None:
+                await self._finishing.wait()
             return
         self._finished = True
-        if self.state.close_reason is None:
-            self.abort(CloseReason.TRANSPORT_CLOSE)
-        reason = self.state.close_reason or CloseReason.TRANSPORT_CLOSE
-        await self._server.session_finished(self, reason)
+        self._finishing = self._server.new_event()
+        try:
+            if self.state.close_reason is None:
+                self.abort(CloseReason.TRANSPORT_CLOSE)
+            reason = self.state.close_reason or CloseReason.TRANSPORT_CLOSE
+            await self._server.session_finished(self, reason)
+        finally:
+            self._finishing.set()
+            self._finishing = None
 
     def on_timer(self) -> None:
         """Called by the server's heartbeat once :meth:`SessionState.deadline` has passed."""

@@ -6,6 +6,7 @@ lifespan, an HTTP route that emits, the client bundle, and shutdown.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -185,3 +186,32 @@ async def test_malformed_packet_closes_the_client_with_parse_error() -> None:
             assert ws.close_code == 1000
         await until(lambda: bool(reasons))
     assert reasons == ["parse error"]
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["alone", "wrapping-starlette"])
+async def test_shutdown_waits_for_disconnect_handlers_of_polling_sessions(wrapped: bool) -> None:
+    """A polling session's disconnect handler, started by another task, runs to its end.
+
+    Shutdown closes the session, which starts its disconnect handler at once;
+    shutdown must still wait for it, and the lifespan must not report itself
+    complete (letting the server end the loop) before realtime's shutdown is done.
+    """
+    from starlette.applications import Starlette
+
+    sio = Server()
+    reasons: list[str] = []
+
+    @sio.on("disconnect")
+    async def disconnect(socket: Socket, reason: str) -> None:
+        await anyio.sleep(0.2)  # work that takes a while: a database write, say
+        reasons.append(reason)
+
+    with serve(sio.asgi_app(Starlette() if wrapped else None)) as base:
+        path = "/socket.io/?EIO=4&transport=polling"
+        async with httpx.AsyncClient(base_url=base) as http:
+            opened = await http.get(path)
+            sid = json.loads(opened.text[1:])["sid"]
+            await http.post(f"{path}&sid={sid}", content="40")
+            assert (await http.get(f"{path}&sid={sid}")).text.startswith("40")
+        # No GET is pending now, so nothing holds up uvicorn's shutdown.
+    assert reasons == ["server shutting down"]

@@ -442,7 +442,8 @@ async def flooder(url: str) -> AsyncIterator[tuple[str, Callable[[], Awaitable[i
             sid = (await lines.receive_until(b"\n", 256)).decode().strip()
         yield sid, stop
     finally:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):  # it may have ended already
+            proc.kill()
         with anyio.CancelScope(shield=True):
             await proc.aclose()
 

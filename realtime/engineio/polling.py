@@ -198,6 +198,10 @@ async def _dispatch_post(
             session.abort(CloseReason.PARSE_ERROR)
             await send_error(send, EngineRequestError(EngineRequestError.BAD_REQUEST), headers)
             return
+    # Done with this POST before answering it: the client may send its next one
+    # as soon as it has the answer, which can be before this task runs again
+    # (a server may switch tasks inside the write, as hypercorn on trio does).
+    session.post_active = False
     await send_text(send, "ok", headers)
 
 

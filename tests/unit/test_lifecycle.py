@@ -252,7 +252,7 @@ class Churn:
             upgrade.disconnect(1006)
             await upgrade.aclose()
         # "polling-abandoned" (and the upgrade's polling side): no more requests.
-        await until(lambda: session.finished)
+        await until(lambda: client.sid not in self.sio.connections)
 
     async def round(self) -> None:
         kinds = [kind for kind in EXPECTED for _ in range(PER_KIND)]

@@ -152,10 +152,14 @@ class EngineServer:
         tick = min(config.ping_interval, config.ping_timeout) / config.heartbeat_ticks
         while True:
             await anyio.sleep(tick)
-            now = clock()
-            for session in list(self.sessions.values()):
-                if not session.closed and now >= session.state.deadline():
-                    session.on_timer()
+            self._check_deadlines(clock())
+
+    def _check_deadlines(self, now: float) -> None:
+        # A function of its own, so that no loop variable keeps the last
+        # session alive while the heartbeat sleeps.
+        for session in list(self.sessions.values()):
+            if not session.closed and now >= session.state.deadline():
+                session.on_timer()
 
     def new_event(self) -> anyio.Event:
         """An ``anyio.Event`` without looking up the running backend each time."""

@@ -195,6 +195,13 @@ async def run_upgrade(
         await _upgrade(server, session, handler, receive, send)
     finally:
         session.probing = False
+        if session.state.upgrading:
+            # Cancelled between 2probe and 5 (the ASGI server dropped this
+            # task): the session stays on polling, and what the upgrade held
+            # back goes out there instead of waiting for a WebSocket forever.
+            session.state.upgrading = False
+            session.release_poll = False
+            session.wake()
 
 
 async def _upgrade(

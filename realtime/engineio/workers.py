@@ -62,6 +62,9 @@ class Workers:
                 await func(*args)
             except Exception:
                 logger.exception("unhandled error in %r", func)
+            # An idle task must not keep its last job's objects (a closed
+            # connection, say) alive until it is reused.
+            del job, func, args
             if len(self._idle) >= self._max_idle:
                 return
             if worker is None:

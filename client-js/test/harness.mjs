@@ -120,3 +120,22 @@ export function next(emitter, ev, ms = 5000) {
 }
 
 export { sleep };
+
+/**
+ * Runs `fn` with the process's uncaughtException listeners replaced by a collector
+ * (the test runner's own would fail the test), and returns what was thrown.
+ */
+export async function catchUncaught(fn) {
+  const saved = process.listeners("uncaughtException");
+  process.removeAllListeners("uncaughtException");
+  const errors = [];
+  const collect = (e) => errors.push(e);
+  process.on("uncaughtException", collect);
+  try {
+    await fn(errors);
+  } finally {
+    process.off("uncaughtException", collect);
+    for (const l of saved) process.on("uncaughtException", l);
+  }
+  return errors;
+}

@@ -12,7 +12,7 @@ export const staticDir = resolve(root, "../realtime/static");
 const nodePlatform = {
   name: "node-platform",
   setup(b) {
-    b.onResolve({ filter: /\/platform$/ }, () => ({ path: join(root, "src/platform-node.ts") }));
+    b.onResolve({ filter: /\/platform(\.js)?$/ }, () => ({ path: join(root, "src/platform-node.ts") }));
   },
 };
 

@@ -1,8 +1,8 @@
-import { defaultURI } from "./platform";
-import { Manager, ManagerOptions } from "./socketio/manager";
-import { Socket, SocketOptions } from "./socketio/socket";
-import { protocol } from "./socketio/parser";
-import { Engine } from "./engine/socket";
+import { defaultURI } from "./platform.js";
+import { Manager, ManagerOptions } from "./socketio/manager.js";
+import { Socket, SocketOptions } from "./socketio/socket.js";
+import { protocol } from "./socketio/parser.js";
+import { Engine } from "./engine/socket.js";
 
 export interface Options extends ManagerOptions, SocketOptions {
   /** Always create a new Manager (connection). Default: false. */

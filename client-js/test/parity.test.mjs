@@ -105,6 +105,7 @@ describe("parity with socket.io-client", { timeout: 20000 }, () => {
       const t = client({ transports: ["websocket"], WebSocket, closeOnBeforeunload: true });
       await next(t, "connect");
       assert.deepEqual(added, ["beforeunload"]);
+      t.io.disconnect();
     } finally {
       delete globalThis.addEventListener;
       delete globalThis.removeEventListener;

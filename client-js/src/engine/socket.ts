@@ -1,9 +1,9 @@
-import { Emitter } from "../emitter";
-import { defaultURI, global as g, storeGet, storeSet } from "../platform";
-import { Packet, byteSize } from "./parser";
-import { Polling } from "./polling";
-import { Transport } from "./transport";
-import { WS } from "./websocket";
+import { Emitter } from "../emitter.js";
+import { defaultURI, global as g, storeGet, storeSet } from "../platform.js";
+import { Packet, byteSize } from "./parser.js";
+import { Polling } from "./polling.js";
+import { Transport } from "./transport.js";
+import { WS } from "./websocket.js";
 
 export interface EngineOptions {
   /** Transports to use, in order. Default: ["polling", "websocket"]. */
@@ -28,7 +28,7 @@ export interface EngineOptions {
   WebSocket?: any;
   /** XMLHttpRequest constructor to use instead of the built-in one. */
   XMLHttpRequest?: any;
-  /** Close the engine when the page unloads. Default: true. */
+  /** Close the engine when the page unloads. Default: false. */
   closeOnBeforeunload?: boolean;
   [key: string]: any;
 }
@@ -95,7 +95,7 @@ export class Engine extends Emitter {
     if (opts.rememberUpgrade && storeGet() && this.transports.indexOf("websocket") > 0) {
       this.transports = ["websocket"].concat(this.transports.filter((t) => t !== "websocket"));
     }
-    if (opts.closeOnBeforeunload !== false && typeof g.addEventListener === "function") {
+    if (opts.closeOnBeforeunload && typeof g.addEventListener === "function") {
       this._unload = () => {
         if (this.transport) {
           this.transport.off();
@@ -105,6 +105,11 @@ export class Engine extends Emitter {
       g.addEventListener("beforeunload", this._unload, false);
     }
     this._open();
+  }
+
+  /** Remembers whether WebSocket worked, only when asked to (rememberUpgrade). */
+  private _store(ws: boolean): void {
+    if (this.opts.rememberUpgrade) storeSet(ws);
   }
 
   private _create(name: string): Transport {
@@ -140,7 +145,7 @@ export class Engine extends Emitter {
 
   private _onOpen(): void {
     this.readyState = "open";
-    storeSet(this.transport.name === "websocket");
+    this._store(this.transport.name === "websocket");
     this.emitReserved("open");
     this.flush();
     if (this.opts.upgrade !== false && this.transport.name === "polling") {
@@ -151,7 +156,7 @@ export class Engine extends Emitter {
   private _probe(name: string): void {
     let t: Transport | null = this._create(name);
     let failed = false;
-    storeSet(false);
+    this._store(false);
     const onOpen = () => {
       if (failed || !t) return;
       t.send([{ type: "ping", data: "probe" }]);
@@ -160,7 +165,7 @@ export class Engine extends Emitter {
         if (msg.type === "pong" && msg.data === "probe") {
           this.upgrading = true;
           this.emitReserved("upgrading", t);
-          storeSet(true);
+          this._store(true);
           this.transport.pause(() => {
             if (failed || !t) return;
             if (this.readyState === "closed") return;
@@ -347,7 +352,7 @@ export class Engine extends Emitter {
 
   private _onError(err: any): void {
     if (this.readyState === "opening" && this.opts.tryAllTransports !== false && this.transports.length > 1) {
-      if (this.transport.name === "websocket") storeSet(false);
+      if (this.transport.name === "websocket") this._store(false);
       this.transport.off();
       this.transport.close();
       this.transports.shift();

@@ -1,6 +1,6 @@
-import { Emitter, Listener, on } from "../emitter";
-import type { Manager } from "./manager";
-import { Packet, PacketType } from "./parser";
+import { Emitter, Listener, on } from "../emitter.js";
+import type { Manager } from "./manager.js";
+import { Packet, PacketType } from "./parser.js";
 
 export interface SocketOptions {
   /** Credentials sent in the CONNECT packet; a function is called on every (re)connection. */
@@ -146,12 +146,14 @@ export class Socket extends Emitter {
     this._acks[id] = fn;
   }
 
-  /** Emits and resolves with the acknowledgement (rejects on timeout when one is set). */
+  /**
+   * Emits and resolves with the acknowledgement; rejects on timeout (when one is set) and
+   * with "socket has been disconnected" when the connection is lost first.
+   */
   emitWithAck(ev: string, ...args: any[]): Promise<any> {
-    const withErr = this._flags.timeout !== undefined || this._opts.ackTimeout !== undefined;
     return new Promise((resolve, reject) => {
-      const fn: any = (a: any, b: any) => (withErr ? (a ? reject(a) : resolve(b)) : resolve(a));
-      fn.withError = withErr;
+      const fn: any = (a: any, b: any) => (a ? reject(a) : resolve(b));
+      fn.withError = true;
       args.push(fn);
       this.emit(ev, ...args);
     });
@@ -299,8 +301,9 @@ export class Socket extends Emitter {
       this.packet(p);
     });
     this.sendBuffer = [];
-    this.emitReserved("connect");
+    // before `connect`, so an emit made by a connect listener is not sent twice
     this._drainQueue(true);
+    this.emitReserved("connect");
   }
 
   private _destroy(): void {

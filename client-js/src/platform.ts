@@ -14,7 +14,9 @@ export function defaultURI(): string | undefined {
 }
 
 /** Runs `fn` after the current task, so an exception it throws surfaces on its own. */
-export const defer = (fn: () => void): void => (g.queueMicrotask ? g.queueMicrotask(fn) : Promise.resolve().then(fn));
+export const defer = (fn: () => void): void => {
+  g.queueMicrotask ? g.queueMicrotask(fn) : Promise.resolve().then(fn);
+};
 
 /**
  * The subset of XMLHttpRequest the polling transport uses, over `fetch`: for runtimes

@@ -26,6 +26,9 @@ export function scenarioServers() {
   const cmd = env === "none" ? "" : env || pythonCommand();
   const list = [{ name: "reference", cmd: "" }];
   if (cmd) list.push({ name: env ? "external: " + env : "python", cmd });
+  else if (env !== "none" && process.env.CI === "true")
+    // like every other missing dependency under CI: fail rather than test one server only
+    throw new Error("the Python scenario server is required under CI=true (no .venv/bin/python or REALTIME_PYTHON)");
   return list;
 }
 
@@ -138,4 +141,13 @@ export async function catchUncaught(fn) {
     for (const l of saved) process.on("uncaughtException", l);
   }
   return errors;
+}
+
+/** Resolves once `cond()` is true (checked every 20 ms), or rejects after `ms`. */
+export async function waitFor(cond, what = "condition", ms = 10000) {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}`);
+    await sleep(20);
+  }
 }

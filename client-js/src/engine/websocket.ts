@@ -1,4 +1,4 @@
-import { newWS, rawBinary, wsCtor } from "../platform.js";
+import { defer, newWS, rawBinary, wsCtor } from "../platform.js";
 import { Packet, encodePacket } from "./parser.js";
 import { Transport, TransportError } from "./transport.js";
 
@@ -47,10 +47,12 @@ export class WS extends Transport {
           else this._ws.send(d);
         } catch (e) {}
         if (last)
-          setTimeout(() => {
+          // on the next tick, as socket.io-client does: volatile emits right after a
+          // write are dropped the same way
+          defer(() => {
             this.writable = true;
             this.emitReserved("drain");
-          }, 0);
+          });
       });
     });
   }

@@ -7,7 +7,7 @@ import { WS } from "./websocket.js";
 
 export interface EngineOptions {
   /** Transports to use, in order. Default: ["polling", "websocket"]. */
-  transports?: string[];
+  transports?: Array<"polling" | "websocket">;
   /** Upgrade from polling to WebSocket when the server offers it. Default: true. */
   upgrade?: boolean;
   /** Start directly with WebSocket if it worked before in this session. Default: false. */
@@ -30,7 +30,26 @@ export interface EngineOptions {
   XMLHttpRequest?: any;
   /** Close the engine when the page unloads. Default: false. */
   closeOnBeforeunload?: boolean;
-  [key: string]: any;
+  /** Host (and port) to connect to, instead of the URI's. */
+  host?: string;
+  /** Use https/wss, instead of the URI's scheme. */
+  secure?: boolean;
+  /** WebSocket sub-protocols. */
+  protocols?: string | string[];
+  /** Node: do not keep the process alive for the heartbeat and reconnection timers. */
+  autoUnref?: boolean;
+  /** Node: http(s).Agent for polling and (through `ws`) WebSocket. */
+  agent?: unknown;
+  /** Node, TLS: as in `https.request` (through `ws` for WebSocket). */
+  pfx?: unknown;
+  key?: unknown;
+  passphrase?: string;
+  cert?: unknown;
+  ca?: unknown;
+  ciphers?: string;
+  rejectUnauthorized?: boolean;
+  /** Node, `ws` only: permessage-deflate options. */
+  perMessageDeflate?: unknown;
 }
 
 const CTORS: Record<string, any> = { polling: Polling, websocket: WS };
@@ -91,7 +110,7 @@ export class Engine extends Emitter {
     q.EIO = "4";
     o.query = q;
     this.opts = o;
-    this.transports = (opts.transports || ["polling", "websocket"]).map((t: any) => (typeof t === "string" ? t : t.name)).filter((t) => CTORS[t]);
+    this.transports = (opts.transports || ["polling", "websocket"]).map((t: any) => (typeof t === "string" ? t : t.name)).filter((t: string) => CTORS[t]);
     if (opts.rememberUpgrade && storeGet() && this.transports.indexOf("websocket") > 0) {
       this.transports = ["websocket"].concat(this.transports.filter((t) => t !== "websocket"));
     }

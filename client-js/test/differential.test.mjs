@@ -5,15 +5,11 @@
 // differences table in client-js/README.md.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import * as official from "socket.io-client";
 import * as ours from "../dist/index.mjs";
-import { startServer, next, scenarioServers } from "./harness.mjs";
+import { startServer, next, scenarioServers, DOCUMENTED } from "./harness.mjs";
 
 const CLIENTS = { official, ours };
-const README = readFileSync(new URL("../README.md", import.meta.url), "utf8");
-/** Ids of the documented differences: rows of the README's table starting with `id`. */
-export const DOCUMENTED = new Set([...README.matchAll(/^\| `([a-z0-9-]+)` \|/gm)].map((m) => m[1]));
 
 /** A JSON-comparable form: binary keeps its kind and bytes, errors their message. */
 function norm(v) {

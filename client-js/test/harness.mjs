@@ -3,7 +3,7 @@
 //   REALTIME_SERVER_CMD="python examples/client_scenarios_server.py" npm test
 import { spawn } from "node:child_process";
 import { createServer, get } from "node:http";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startReference } from "./servers/reference.mjs";
@@ -151,3 +151,8 @@ export async function waitFor(cond, what = "condition", ms = 10000) {
     await sleep(20);
   }
 }
+
+/** Ids of the documented differences from socket.io-client: rows of client-js/README.md's table. */
+export const DOCUMENTED = new Set(
+  [...readFileSync(resolve(repo, "client-js/README.md"), "utf8").matchAll(/^\| `([a-z0-9-]+)` \|/gm)].map((m) => m[1]),
+);

@@ -1,8 +1,9 @@
-// Builds the client: Node ES module, browser ES module, minified browser IIFE and .d.ts types.
+// Builds the client: Node and browser ES modules, their CommonJS twins in dist/cjs (a
+// "type": "commonjs" scope), the minified browser IIFE, and .d.ts types for both.
 // Usage: node scripts/build.mjs [outDir] [--no-copy] [--no-types]
 import * as esbuild from "esbuild";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -12,7 +13,7 @@ export const staticDir = resolve(root, "../realtime/static");
 const nodePlatform = {
   name: "node-platform",
   setup(b) {
-    b.onResolve({ filter: /\/platform$/ }, () => ({ path: join(root, "src/platform-node.ts") }));
+    b.onResolve({ filter: /\/platform(\.js)?$/ }, () => ({ path: join(root, "src/platform-node.ts") }));
   },
 };
 
@@ -42,6 +43,24 @@ export async function build(outDir = join(root, "dist"), { types = true } = {}) 
     }),
     esbuild.build({
       ...common,
+      entryPoints: [join(root, "src/index.ts")],
+      outfile: join(outDir, "cjs", "index.js"),
+      format: "cjs",
+      platform: "node",
+      target: "node18",
+      plugins: [nodePlatform],
+    }),
+    esbuild.build({
+      ...common,
+      entryPoints: [join(root, "src/index.ts")],
+      outfile: join(outDir, "cjs", "index.browser.js"),
+      format: "cjs",
+      platform: "browser",
+      target: "es2015",
+      minify: true,
+    }),
+    esbuild.build({
+      ...common,
       entryPoints: [join(root, "src/browser.ts")],
       outfile: join(outDir, "browser", "client.js"),
       format: "iife",
@@ -58,10 +77,15 @@ export async function build(outDir = join(root, "dist"), { types = true } = {}) 
     map.sources = map.sources.map((s) => "client-js/" + relative(root, resolve(dirname(join(outDir, f)), s)).split("\\").join("/"));
     writeFileSync(mapFile, JSON.stringify(map));
   }
+  writeFileSync(join(outDir, "cjs", "package.json"), '{ "type": "commonjs" }\n');
   if (types) {
+    rmSync(join(outDir, "types"), { recursive: true, force: true });
     execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.json"), "--outDir", join(outDir, "types")], {
       stdio: "inherit",
     });
+    // the same declarations, read as CommonJS under the require condition
+    rmSync(join(outDir, "cjs", "types"), { recursive: true, force: true });
+    cpSync(join(outDir, "types"), join(outDir, "cjs", "types"), { recursive: true });
   }
   return { browserBundle: join(outDir, "browser", "client.js") };
 }

@@ -1,4 +1,4 @@
-import { io, Manager, Socket, Engine, protocol } from "./index";
+import { io, Manager, Socket, Engine, protocol } from "./index.js";
 
 declare const self: any;
 declare const window: any;

@@ -1,8 +1,11 @@
-import { defaultURI } from "./platform";
-import { Manager, ManagerOptions } from "./socketio/manager";
-import { Socket, SocketOptions } from "./socketio/socket";
-import { protocol } from "./socketio/parser";
-import { Engine } from "./engine/socket";
+import { defaultURI } from "./platform.js";
+import { Manager, ManagerOptions } from "./socketio/manager.js";
+import { Socket, SocketOptions } from "./socketio/socket.js";
+import type { DisconnectReason, SocketReservedEvents } from "./socketio/socket.js";
+import type { EngineOptions } from "./engine/socket.js";
+import type { DefaultEventsMap, EventsMap } from "./typed-events.js";
+import { protocol } from "./socketio/parser.js";
+import { Engine } from "./engine/socket.js";
 
 export interface Options extends ManagerOptions, SocketOptions {
   /** Always create a new Manager (connection). Default: false. */
@@ -38,5 +41,5 @@ function lookup(uri?: string | Partial<Options>, opts?: Partial<Options>): Socke
 }
 
 export { lookup as io, lookup as connect, Manager, Socket, Engine, protocol };
-export type { ManagerOptions, SocketOptions };
+export type { ManagerOptions, SocketOptions, EngineOptions, DisconnectReason, SocketReservedEvents, EventsMap, DefaultEventsMap };
 export default lookup;

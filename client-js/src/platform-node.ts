@@ -75,17 +75,32 @@ export function newXHR(opts: any): any {
   return opts.XMLHttpRequest ? new opts.XMLHttpRequest() : new NodeXHR(opts);
 }
 
+export const defer = (fn: () => void): void => process.nextTick(fn);
+
+const WS_OPTIONS = ["agent", "pfx", "key", "passphrase", "cert", "ca", "ciphers", "rejectUnauthorized", "perMessageDeflate"];
+
+/**
+ * The WebSocket constructor: the `WebSocket` option, else the global one (Node 22+) unless
+ * options only the `ws` package supports are given (headers, agent, TLS), else `ws`.
+ * Resolves to undefined when none is available.
+ */
 export function wsCtor(opts: any): any {
   if (opts.WebSocket) return opts.WebSocket;
-  if ((globalThis as any).WebSocket) return (globalThis as any).WebSocket;
+  const G = (globalThis as any).WebSocket;
+  if (G && !opts.extraHeaders && !WS_OPTIONS.some((k) => opts[k] !== undefined)) return G;
   const name = "ws";
-  return import(name).then((m: any) => m.default || m.WebSocket || m);
+  return import(name).then(
+    (m: any) => m.default || m.WebSocket || m,
+    () => {
+      if (G) throw new Error("extraHeaders, agent and TLS options on WebSocket need the ws package (npm install ws)");
+    },
+  );
 }
 
 export function newWS(C: any, uri: string, opts: any): any {
   const h = opts.extraHeaders;
   const o: any = {};
-  for (const k of ["agent", "pfx", "key", "passphrase", "cert", "ca", "ciphers", "rejectUnauthorized", "perMessageDeflate"]) {
+  for (const k of WS_OPTIONS) {
     if (opts[k] !== undefined) o[k] = opts[k];
   }
   if (h) o.headers = h;

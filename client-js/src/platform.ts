@@ -13,12 +13,67 @@ export function defaultURI(): string | undefined {
   return l ? l.protocol + "//" + l.host : undefined;
 }
 
-export function newXHR(_opts: any): any {
-  return new g.XMLHttpRequest();
+/** Runs `fn` after the current task, so an exception it throws surfaces on its own. */
+export const defer = (fn: () => void): void => {
+  g.queueMicrotask ? g.queueMicrotask(fn) : Promise.resolve().then(fn);
+};
+
+/**
+ * The subset of XMLHttpRequest the polling transport uses, over `fetch`: for runtimes
+ * without XMLHttpRequest (service workers, Deno, Bun).
+ */
+class FetchXHR {
+  readyState = 0;
+  status = 0;
+  responseText = "";
+  withCredentials = false;
+  onreadystatechange: null | (() => void) = null;
+  private _a = new g.AbortController();
+  private _m = "";
+  private _u = "";
+  private _h: Record<string, string> = {};
+
+  open(m: string, u: string): void {
+    this._m = m;
+    this._u = u;
+  }
+
+  setRequestHeader(k: string, v: string): void {
+    this._h[k] = v;
+  }
+
+  send(body: string | null): void {
+    const end = (status: number, text: string) => {
+      this.status = status;
+      this.responseText = text;
+      this.readyState = 4;
+      if (this.onreadystatechange) this.onreadystatechange();
+    };
+    g.fetch(this._u, {
+      method: this._m,
+      headers: this._h,
+      body,
+      credentials: this.withCredentials ? "include" : "same-origin",
+      signal: this._a.signal,
+    }).then(
+      (r: any) => r.text().then((t: string) => end(r.status, t)),
+      () => end(0, ""),
+    );
+  }
+
+  abort(): void {
+    this.onreadystatechange = null;
+    this._a.abort();
+  }
+}
+
+export function newXHR(opts: any): any {
+  const X = opts.XMLHttpRequest || g.XMLHttpRequest;
+  return X ? new X() : new FetchXHR();
 }
 
 export function wsCtor(opts: any): any {
-  return opts.WebSocket || g.WebSocket || g.MozWebSocket;
+  return opts.WebSocket || g.WebSocket;
 }
 
 export function newWS(C: any, uri: string, _opts: any): any {

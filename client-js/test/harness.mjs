@@ -3,7 +3,7 @@
 //   REALTIME_SERVER_CMD="python examples/client_scenarios_server.py" npm test
 import { spawn } from "node:child_process";
 import { createServer, get } from "node:http";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startReference } from "./servers/reference.mjs";
@@ -26,6 +26,9 @@ export function scenarioServers() {
   const cmd = env === "none" ? "" : env || pythonCommand();
   const list = [{ name: "reference", cmd: "" }];
   if (cmd) list.push({ name: env ? "external: " + env : "python", cmd });
+  else if (env !== "none" && process.env.CI === "true")
+    // like every other missing dependency under CI: fail rather than test one server only
+    throw new Error("the Python scenario server is required under CI=true (no .venv/bin/python or REALTIME_PYTHON)");
   return list;
 }
 
@@ -120,3 +123,36 @@ export function next(emitter, ev, ms = 5000) {
 }
 
 export { sleep };
+
+/**
+ * Runs `fn` with the process's uncaughtException listeners replaced by a collector
+ * (the test runner's own would fail the test), and returns what was thrown.
+ */
+export async function catchUncaught(fn) {
+  const saved = process.listeners("uncaughtException");
+  process.removeAllListeners("uncaughtException");
+  const errors = [];
+  const collect = (e) => errors.push(e);
+  process.on("uncaughtException", collect);
+  try {
+    await fn(errors);
+  } finally {
+    process.off("uncaughtException", collect);
+    for (const l of saved) process.on("uncaughtException", l);
+  }
+  return errors;
+}
+
+/** Resolves once `cond()` is true (checked every 20 ms), or rejects after `ms`. */
+export async function waitFor(cond, what = "condition", ms = 10000) {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** Ids of the documented differences from socket.io-client: rows of client-js/README.md's table. */
+export const DOCUMENTED = new Set(
+  [...readFileSync(resolve(repo, "client-js/README.md"), "utf8").matchAll(/^\| `([a-z0-9-]+)` \|/gm)].map((m) => m[1]),
+);

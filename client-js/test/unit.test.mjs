@@ -201,7 +201,7 @@ describe("transport selection", () => {
   it("starts on websocket after a successful upgrade when rememberUpgrade is set", async () => {
     const r = await startReference(0);
     const url = `http://127.0.0.1:${r.port}`;
-    const a = io(url, { forceNew: true });
+    const a = io(url, { forceNew: true, rememberUpgrade: true });
     await next(a.io.engine, "upgrade");
     a.disconnect();
     const b = io(url, { forceNew: true, rememberUpgrade: true });
@@ -235,10 +235,15 @@ describe("backoff", async () => {
     assert.deepEqual([0, 1, 2, 3, 4, 5].map(() => b.duration()), [100, 200, 400, 800, 1000, 1000]);
     b.reset();
     b.jitter = 1;
+    const capped = [];
     for (let i = 0; i < 200; i++) {
       const d = b.duration();
       assert.ok(d >= 0 && d <= Math.min(1000, 100 * 2 ** i), `${i}: ${d}`);
+      if (i >= 4) capped.push(d);
     }
+    // the delays actually vary, over the whole [0, cap] range
+    assert.ok(new Set(capped).size > 50, `only ${new Set(capped).size} distinct delays`);
+    assert.ok(capped.some((d) => d < 250) && capped.some((d) => d > 750), "spread over [0, 1000]");
   });
 });
 

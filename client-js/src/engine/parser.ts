@@ -1,4 +1,4 @@
-import { fromBase64, toBase64, toBinary, global } from "../platform";
+import { fromBase64, toBase64, toBinary, global } from "../platform.js";
 
 export const TYPES = ["open", "close", "ping", "pong", "message", "upgrade", "noop"];
 export const SEPARATOR = "\x1e";

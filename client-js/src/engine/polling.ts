@@ -1,6 +1,6 @@
-import { newXHR } from "../platform";
-import { Packet, decodePayload, encodePayload } from "./parser";
-import { Transport } from "./transport";
+import { newXHR } from "../platform.js";
+import { Packet, decodePayload, encodePayload } from "./parser.js";
+import { Transport } from "./transport.js";
 
 /** HTTP long-polling over XMLHttpRequest. */
 export class Polling extends Transport {

@@ -1,13 +1,13 @@
-import { Emitter } from "../emitter";
-import { defaultURI, global as g, storeGet, storeSet } from "../platform";
-import { Packet, byteSize } from "./parser";
-import { Polling } from "./polling";
-import { Transport } from "./transport";
-import { WS } from "./websocket";
+import { Emitter } from "../emitter.js";
+import { defaultURI, global as g, storeGet, storeSet } from "../platform.js";
+import { Packet, byteSize } from "./parser.js";
+import { Polling } from "./polling.js";
+import { Transport } from "./transport.js";
+import { WS } from "./websocket.js";
 
 export interface EngineOptions {
   /** Transports to use, in order. Default: ["polling", "websocket"]. */
-  transports?: string[];
+  transports?: Array<"polling" | "websocket">;
   /** Upgrade from polling to WebSocket when the server offers it. Default: true. */
   upgrade?: boolean;
   /** Start directly with WebSocket if it worked before in this session. Default: false. */
@@ -28,9 +28,28 @@ export interface EngineOptions {
   WebSocket?: any;
   /** XMLHttpRequest constructor to use instead of the built-in one. */
   XMLHttpRequest?: any;
-  /** Close the engine when the page unloads. Default: true. */
+  /** Close the engine when the page unloads. Default: false. */
   closeOnBeforeunload?: boolean;
-  [key: string]: any;
+  /** Host (and port) to connect to, instead of the URI's. */
+  host?: string;
+  /** Use https/wss, instead of the URI's scheme. */
+  secure?: boolean;
+  /** WebSocket sub-protocols. */
+  protocols?: string | string[];
+  /** Node: do not keep the process alive for the heartbeat and reconnection timers. */
+  autoUnref?: boolean;
+  /** Node: http(s).Agent for polling and (through `ws`) WebSocket. */
+  agent?: unknown;
+  /** Node, TLS: as in `https.request` (through `ws` for WebSocket). */
+  pfx?: unknown;
+  key?: unknown;
+  passphrase?: string;
+  cert?: unknown;
+  ca?: unknown;
+  ciphers?: string;
+  rejectUnauthorized?: boolean;
+  /** Node, `ws` only: permessage-deflate options. */
+  perMessageDeflate?: unknown;
 }
 
 const CTORS: Record<string, any> = { polling: Polling, websocket: WS };
@@ -91,11 +110,11 @@ export class Engine extends Emitter {
     q.EIO = "4";
     o.query = q;
     this.opts = o;
-    this.transports = (opts.transports || ["polling", "websocket"]).map((t: any) => (typeof t === "string" ? t : t.name)).filter((t) => CTORS[t]);
+    this.transports = (opts.transports || ["polling", "websocket"]).map((t: any) => (typeof t === "string" ? t : t.name)).filter((t: string) => CTORS[t]);
     if (opts.rememberUpgrade && storeGet() && this.transports.indexOf("websocket") > 0) {
       this.transports = ["websocket"].concat(this.transports.filter((t) => t !== "websocket"));
     }
-    if (opts.closeOnBeforeunload !== false && typeof g.addEventListener === "function") {
+    if (opts.closeOnBeforeunload && typeof g.addEventListener === "function") {
       this._unload = () => {
         if (this.transport) {
           this.transport.off();
@@ -105,6 +124,11 @@ export class Engine extends Emitter {
       g.addEventListener("beforeunload", this._unload, false);
     }
     this._open();
+  }
+
+  /** Remembers whether WebSocket worked, only when asked to (rememberUpgrade). */
+  private _store(ws: boolean): void {
+    if (this.opts.rememberUpgrade) storeSet(ws);
   }
 
   private _create(name: string): Transport {
@@ -140,7 +164,7 @@ export class Engine extends Emitter {
 
   private _onOpen(): void {
     this.readyState = "open";
-    storeSet(this.transport.name === "websocket");
+    this._store(this.transport.name === "websocket");
     this.emitReserved("open");
     this.flush();
     if (this.opts.upgrade !== false && this.transport.name === "polling") {
@@ -151,7 +175,7 @@ export class Engine extends Emitter {
   private _probe(name: string): void {
     let t: Transport | null = this._create(name);
     let failed = false;
-    storeSet(false);
+    this._store(false);
     const onOpen = () => {
       if (failed || !t) return;
       t.send([{ type: "ping", data: "probe" }]);
@@ -160,7 +184,7 @@ export class Engine extends Emitter {
         if (msg.type === "pong" && msg.data === "probe") {
           this.upgrading = true;
           this.emitReserved("upgrading", t);
-          storeSet(true);
+          this._store(true);
           this.transport.pause(() => {
             if (failed || !t) return;
             if (this.readyState === "closed") return;
@@ -347,7 +371,7 @@ export class Engine extends Emitter {
 
   private _onError(err: any): void {
     if (this.readyState === "opening" && this.opts.tryAllTransports !== false && this.transports.length > 1) {
-      if (this.transport.name === "websocket") storeSet(false);
+      if (this.transport.name === "websocket") this._store(false);
       this.transport.off();
       this.transport.close();
       this.transports.shift();

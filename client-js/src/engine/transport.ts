@@ -1,5 +1,5 @@
-import { Emitter } from "../emitter";
-import { Packet, decodePacket } from "./parser";
+import { Emitter } from "../emitter.js";
+import { Packet, decodePacket } from "./parser.js";
 
 export class TransportError extends Error {
   readonly type = "TransportError";

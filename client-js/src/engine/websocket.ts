@@ -1,20 +1,17 @@
-import { newWS, rawBinary, wsCtor } from "../platform";
-import { Packet, encodePacket } from "./parser";
-import { Transport } from "./transport";
+import { defer, newWS, rawBinary, wsCtor } from "../platform.js";
+import { Packet, encodePacket } from "./parser.js";
+import { Transport, TransportError } from "./transport.js";
 
 /** WebSocket transport (browser global, an option-provided constructor, or `ws` in Node). */
 export class WS extends Transport {
   readonly name = "websocket";
   private _ws: any = null;
 
-  static available(opts: any): boolean {
-    return !!wsCtor(opts);
-  }
-
   protected doOpen(): void {
     Promise.resolve(wsCtor(this.opts)).then(
       (C) => {
         if (this.readyState !== "opening") return;
+        if (!C) return this._unavailable("no WebSocket implementation: pass the WebSocket option (in Node: npm install ws)");
         let ws: any;
         try {
           ws = this._ws = newWS(C, this.uri("ws"), this.opts);
@@ -28,8 +25,15 @@ export class WS extends Transport {
         ws.onmessage = (ev: any) => this.onData(ev.data);
         ws.onerror = (e: any) => this.onError("websocket error", e);
       },
-      (e) => this.onError("websocket unavailable", e),
+      (e) => this._unavailable(e.message),
     );
+  }
+
+  /** A configuration error: retrying cannot help, so the Manager does not reconnect. */
+  private _unavailable(msg: string): void {
+    const err: any = new TransportError("WebSocket unavailable: " + msg);
+    err.fatal = true;
+    this.emitReserved("error", err);
   }
 
   protected write(packets: Packet[]): void {
@@ -43,10 +47,12 @@ export class WS extends Transport {
           else this._ws.send(d);
         } catch (e) {}
         if (last)
-          setTimeout(() => {
+          // on the next tick, as socket.io-client does: volatile emits right after a
+          // write are dropped the same way
+          defer(() => {
             this.writable = true;
             this.emitReserved("drain");
-          }, 0);
+          });
       });
     });
   }

@@ -1,7 +1,8 @@
-import { Emitter, on } from "../emitter";
-import { Engine, EngineOptions } from "../engine/socket";
-import { Decoder, Packet, encode } from "./parser";
-import { Socket, SocketOptions } from "./socket";
+import { Emitter, on } from "../emitter.js";
+import { defer } from "../platform.js";
+import { Engine, EngineOptions } from "../engine/socket.js";
+import { Decoder, Packet, encode } from "./parser.js";
+import { Socket, SocketOptions } from "./socket.js";
 
 export interface ManagerOptions extends EngineOptions {
   /** Reconnect automatically. Default: true. */
@@ -65,7 +66,9 @@ export class Manager extends Emitter {
     this.opts = o;
     this.uri = uri as string | undefined;
     this.backoff = new Backoff(o.reconnectionDelay ?? 1000, o.reconnectionDelayMax ?? 5000, o.randomizationFactor ?? 1);
-    this._decoder.on("decoded", (p: Packet) => this.emitReserved("packet", p));
+    // deferred, so that an exception thrown by an app's listener surfaces as such instead
+    // of being taken for a parse error (as socket.io-client does)
+    this._decoder.on("decoded", (p: Packet) => defer(() => this.emitReserved("packet", p)));
     if (o.autoConnect !== false) this.open();
   }
 
@@ -122,6 +125,8 @@ export class Manager extends Emitter {
     });
     const onError = (err: any) => {
       this._cleanup();
+      // a configuration error (no WebSocket implementation): retrying cannot help
+      if (err && err.fatal) this._skip = true;
       this.readyState = "closed";
       this.emitReserved("error", err);
       if (fn) fn(err);

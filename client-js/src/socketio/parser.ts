@@ -1,5 +1,5 @@
-import { Emitter } from "../emitter";
-import { isBinary } from "../engine/parser";
+import { Emitter } from "../emitter.js";
+import { isBinary } from "../engine/parser.js";
 
 export const protocol = 5;
 

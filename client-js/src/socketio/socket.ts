@@ -1,6 +1,47 @@
-import { Emitter, Listener, on } from "../emitter";
-import type { Manager } from "./manager";
-import { Packet, PacketType } from "./parser";
+import { Emitter, Listener, on } from "../emitter.js";
+import type { Manager } from "./manager.js";
+import { Packet, PacketType } from "./parser.js";
+import type {
+  AllButLast,
+  DecorateAcknowledgements,
+  DefaultEventsMap,
+  EventNames,
+  EventNamesWithAck,
+  EventParams,
+  EventsMap,
+  FirstNonErrorArg,
+  Last,
+  ReservedOrUserEventNames,
+  ReservedOrUserListener,
+} from "../typed-events.js";
+
+export type DisconnectReason =
+  | "io server disconnect"
+  | "io client disconnect"
+  | "ping timeout"
+  | "transport close"
+  | "transport error"
+  | "parse error";
+
+export interface SocketReservedEvents {
+  connect: () => void;
+  connect_error: (err: Error & { data?: any }) => void;
+  disconnect: (reason: DisconnectReason, description?: any) => void;
+}
+
+type Names<L extends EventsMap> = ReservedOrUserEventNames<SocketReservedEvents, L>;
+type ListenerOf<L extends EventsMap, Ev extends Names<L>> = ReservedOrUserListener<SocketReservedEvents, L, Ev>;
+
+/** Typed listener methods (declarations only; the implementation is the Emitter's). */
+export interface Socket<ListenEvents extends EventsMap = DefaultEventsMap, EmitEvents extends EventsMap = ListenEvents> {
+  on<Ev extends Names<ListenEvents>>(ev: Ev, listener: ListenerOf<ListenEvents, Ev>): this;
+  once<Ev extends Names<ListenEvents>>(ev: Ev, listener: ListenerOf<ListenEvents, Ev>): this;
+  off<Ev extends Names<ListenEvents>>(ev?: Ev, listener?: ListenerOf<ListenEvents, Ev>): this;
+  removeListener<Ev extends Names<ListenEvents>>(ev?: Ev, listener?: ListenerOf<ListenEvents, Ev>): this;
+  removeAllListeners<Ev extends Names<ListenEvents>>(ev?: Ev): this;
+  listeners<Ev extends Names<ListenEvents>>(ev: Ev): ListenerOf<ListenEvents, Ev>[];
+  hasListeners<Ev extends Names<ListenEvents>>(ev: Ev): boolean;
+}
 
 export interface SocketOptions {
   /** Credentials sent in the CONNECT packet; a function is called on every (re)connection. */
@@ -28,8 +69,14 @@ interface Queued {
   flags: Flags;
 }
 
-/** A namespace connection, multiplexed over a Manager. */
-export class Socket extends Emitter {
+/**
+ * A namespace connection, multiplexed over a Manager. Typed like socket.io-client's:
+ * `Socket<ServerToClientEvents, ClientToServerEvents>`.
+ */
+export class Socket<
+  ListenEvents extends EventsMap = DefaultEventsMap,
+  EmitEvents extends EventsMap = ListenEvents,
+> extends Emitter {
   readonly io: Manager;
   readonly nsp: string;
   id: string | undefined;
@@ -91,12 +138,13 @@ export class Socket extends Emitter {
     return this.connect();
   }
 
-  send(...args: any[]): this {
-    return this.emit("message", ...args);
+  send(...args: EventParams<EmitEvents, "message">): this {
+    return (this as any).emit("message", ...args);
   }
 
-  emit(ev: string, ...args: any[]): this {
-    if (RESERVED.indexOf(ev) !== -1) throw new Error('"' + ev + '" is a reserved event name');
+  emit<Ev extends EventNames<EmitEvents>>(ev: Ev, ...a: EventParams<EmitEvents, Ev>): this {
+    const args: any[] = a;
+    if (RESERVED.indexOf(ev as string) !== -1) throw new Error('"' + String(ev) + '" is a reserved event name');
     args.unshift(ev);
     const flags = this._flags;
     if (this._opts.retries && !flags.fromQueue && !flags.volatile) {
@@ -146,14 +194,20 @@ export class Socket extends Emitter {
     this._acks[id] = fn;
   }
 
-  /** Emits and resolves with the acknowledgement (rejects on timeout when one is set). */
-  emitWithAck(ev: string, ...args: any[]): Promise<any> {
-    const withErr = this._flags.timeout !== undefined || this._opts.ackTimeout !== undefined;
+  /**
+   * Emits and resolves with the acknowledgement; rejects on timeout (when one is set) and
+   * with "socket has been disconnected" when the connection is lost first.
+   */
+  emitWithAck<Ev extends EventNamesWithAck<EmitEvents>>(
+    ev: Ev,
+    ...a: AllButLast<EventParams<EmitEvents, Ev>>
+  ): Promise<FirstNonErrorArg<Last<EventParams<EmitEvents, Ev>>>> {
+    const args: any[] = a;
     return new Promise((resolve, reject) => {
-      const fn: any = (a: any, b: any) => (withErr ? (a ? reject(a) : resolve(b)) : resolve(a));
-      fn.withError = withErr;
+      const fn: any = (a: any, b: any) => (a ? reject(a) : resolve(b));
+      fn.withError = true;
       args.push(fn);
-      this.emit(ev, ...args);
+      (this as any).emit(ev, ...args);
     });
   }
 
@@ -193,7 +247,7 @@ export class Socket extends Emitter {
     item.pending = true;
     item.tryCount++;
     this._flags = item.flags;
-    this.emit.apply(this, item.args as any);
+    (this as any).emit(...item.args);
   }
 
   /** Sends a raw packet. */
@@ -299,8 +353,9 @@ export class Socket extends Emitter {
       this.packet(p);
     });
     this.sendBuffer = [];
-    this.emitReserved("connect");
+    // before `connect`, so an emit made by a connect listener is not sent twice
     this._drainQueue(true);
+    this.emitReserved("connect");
   }
 
   private _destroy(): void {
@@ -335,9 +390,9 @@ export class Socket extends Emitter {
   }
 
   /** The next emit's acknowledgement gets an error as first argument after `ms`. */
-  timeout(ms: number): this {
+  timeout(ms: number): Socket<ListenEvents, DecorateAcknowledgements<EmitEvents>> {
     this._flags.timeout = ms;
-    return this;
+    return this as any;
   }
 
   onAny(fn: Listener): this {

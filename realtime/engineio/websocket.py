@@ -149,24 +149,20 @@ async def _write(
     keep the connection, or this task, forever.
     """
     state = session.state
-    deadline: float | None = None
     try:
-        while True:
-            if state.close_reason is not None and deadline is None:
-                deadline = clock() + session.config.close_timeout
-            if not session.writing:
-                if state.outbox:
-                    with anyio.move_on_after(_remaining(deadline)):
-                        await session.write_outbox()
-                    if deadline is None or clock() < deadline:
-                        continue
-                    break
-                if state.close_reason is not None:
-                    break
-            with anyio.move_on_after(_remaining(deadline)):
+        # The common case, kept free of cancel scopes: a wake-up, a write.
+        while state.close_reason is None:
+            if state.outbox and not session.writing:
+                await session.write_outbox()
+            else:
                 await session.new_wakeup().wait()
-            if deadline is not None and clock() >= deadline:
-                break
+        # Closing: what is left gets close_timeout to go out.
+        with anyio.move_on_after(session.config.close_timeout):
+            while state.outbox or session.writing:
+                if session.writing:
+                    await session.new_wakeup().wait()
+                else:
+                    await session.write_outbox()
         session.stop_writing()
         with anyio.move_on_after(session.config.close_timeout):
             await send({"type": "websocket.close", "code": session.close_code})
@@ -176,10 +172,6 @@ async def _write(
     finally:
         reading.cancel()
         done.set()
-
-
-def _remaining(deadline: float | None) -> float:
-    return float("inf") if deadline is None else max(0.0, deadline - clock())
 
 
 async def run_upgrade(

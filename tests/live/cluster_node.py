@@ -19,6 +19,7 @@ from node import build  # noqa: E402
 import realtime  # noqa: E402
 from realtime import Socket  # noqa: E402
 from realtime.adapters.cluster import RemoteSocket  # noqa: E402
+from realtime.exceptions import ClusterTimeoutError, RealtimeError  # noqa: E402
 
 
 def main() -> None:
@@ -83,6 +84,27 @@ def main() -> None:
             hs = s.handshake if isinstance(s, RemoteSocket) else {"url": s.handshake.url}  # type: ignore[attr-defined]
             found.append({"id": s.id, "rooms": sorted(s.rooms), "data": s.data, "url": hs["url"]})
         return sorted(found, key=lambda d: d["id"])
+
+    @sio.on("publish-status")
+    async def publish_status(socket: Socket, *payload: Any) -> str:
+        try:
+            await sio.emit("broadcast", *payload)
+        except RealtimeError as exc:
+            return type(exc).__name__
+        return "ok"
+
+    @sio.on("count-detail")
+    async def count_detail(socket: Socket) -> dict[str, Any]:
+        try:
+            return {"count": len(await sio.fetch_sockets())}
+        except ClusterTimeoutError as exc:
+            return {
+                "error": type(exc).__name__,
+                "message": str(exc),
+                "partial": len(exc.responses),
+                "expected": exc.expected,
+                "received": exc.received,
+            }
 
     @sio.on("local-broadcast")
     async def local_broadcast(socket: Socket, *payload: Any) -> None:

@@ -22,15 +22,9 @@ from realtime.adapters.cluster import RemoteSocket  # noqa: E402
 from realtime.exceptions import ClusterTimeoutError, RealtimeError  # noqa: E402
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--redis", required=True)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--key", default="socket.io")
-    parser.add_argument("--requests-timeout", type=float, default=5.0)
-    args = parser.parse_args()
-    sio, app = build(args.redis, args.name, key=args.key, requests_timeout=args.requests_timeout)
+def make(redis: str, name: str, key: str, requests_timeout: float = 5.0) -> Any:
+    """The node's ASGI app: the reference handlers and the ones below."""
+    sio, app = build(redis, name, key=key, requests_timeout=requests_timeout)
 
     @sio.on("sockets-join")
     async def sockets_join(socket: Socket, room: str, target: str) -> bool:
@@ -110,6 +104,18 @@ def main() -> None:
     async def local_broadcast(socket: Socket, *payload: Any) -> None:
         await sio.local.emit("broadcast", *payload)
 
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--redis", required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--key", default="socket.io")
+    parser.add_argument("--requests-timeout", type=float, default=5.0)
+    args = parser.parse_args()
+    app = make(args.redis, args.name, args.key, args.requests_timeout)
     realtime.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 

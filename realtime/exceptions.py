@@ -20,7 +20,10 @@ else is a local error: a caller bug or a state the application can handle.
     ├── ReservedEventError            the application tried to emit a reserved event name
     ├── MissingTimeoutError           a broadcast with acknowledgements without a timeout
     ├── EncodeError                   the application tried to send data JSON cannot carry
-    └── NotRunningError               the server is used outside its lifespan
+    ├── NotRunningError               the server is used outside its lifespan
+    └── ClusterError                  a multi-process adapter could not do its part
+        ├── ClusterUnavailableError   the broker (Redis) is unreachable: nothing was published
+        └── ClusterTimeoutError       some nodes did not answer a cluster request in time
 """
 
 from __future__ import annotations
@@ -139,3 +142,31 @@ class EncodeError(RealtimeError, ValueError):
 
 class NotRunningError(RealtimeError, RuntimeError):
     """The server was used outside its lifespan (no task group to run sessions in)."""
+
+
+class ClusterError(RealtimeError):
+    """A multi-process adapter (Redis) could not reach its peers as asked."""
+
+
+class ClusterUnavailableError(ClusterError):
+    """The broker is unreachable, so nothing was published to the other nodes.
+
+    Raised at once (never after waiting for a reconnect). Local sockets were
+    still served: only the other nodes missed it. Pub/sub keeps no history,
+    so what is published while the broker is down is lost, not replayed.
+    """
+
+
+class ClusterTimeoutError(ClusterError):
+    """Not every node answered a cluster request before its timeout.
+
+    ``responses`` holds what the live nodes answered (for ``fetch_sockets``:
+    the sockets they reported, the local ones included); ``expected`` and
+    ``received`` count the answers.
+    """
+
+    def __init__(self, message: str, *, responses: list[Any], expected: int, received: int) -> None:
+        self.responses = responses
+        self.expected = expected
+        self.received = received
+        super().__init__(message)

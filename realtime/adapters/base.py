@@ -27,19 +27,27 @@ SocketId = NewType("SocketId", str)
 AckCallback = Callable[[list[Any] | None], None]
 
 
+class RecipientsCallback(Protocol):
+    """Told who a broadcast with acks reached; ``complete``: no more will be reported."""
+
+    def __call__(self, sids: Sequence[SocketId], /, *, complete: bool = True) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class BroadcastOptions:
     """Who a broadcast reaches: sockets in any of ``rooms`` (everyone when empty),
     minus sockets in any of ``except_rooms``.
 
     ``volatile`` drops the packet for a socket whose transport is not ready to
-    write; ``local`` keeps a multi-process adapter from publishing to its peers.
+    write; ``local`` keeps a multi-process adapter from publishing to its peers;
+    ``timeout`` (seconds) bounds a broadcast with acks (peers are told it too).
     """
 
     rooms: frozenset[str] = frozenset()
     except_rooms: frozenset[str] = frozenset()
     volatile: bool = False
     local: bool = False
+    timeout: float | None = None
 
 
 class SocketDetails(Protocol):
@@ -76,6 +84,14 @@ class LocalNamespace(Protocol):
     def local_socket(self, sid: SocketId) -> SocketDetails | None: ...
 
     async def disconnect_socket(self, sid: SocketId, *, close: bool) -> None: ...
+
+    def next_ack_id(self) -> int:
+        """A fresh ack id for a broadcast with acks a peer asked this node to make."""
+        ...
+
+    async def handle_server_side(self, event: str, args: list[Any]) -> Any:
+        """Run the server-side handler of ``event`` (from a peer); its result is the reply."""
+        ...
 
 
 def encode_frames(packet: Packet) -> list[OutPacket]:
@@ -127,13 +143,14 @@ class Adapter(ABC):
         self,
         packet: Packet,
         opts: BroadcastOptions,
-        on_recipients: Callable[[Sequence[SocketId]], None],
+        on_recipients: RecipientsCallback,
         on_ack: Callable[[SocketId, list[Any] | None], None],
     ) -> None:
         """Broadcast ``packet`` (whose ``id`` is set) and report who got it and who answered.
 
-        ``on_recipients`` may be called several times (once per process) and
-        names only the sockets the packet was queued for; a socket that did
+        ``on_recipients`` may be called several times (once per process, the
+        last with ``complete=True``) and names only the sockets the packet was
+        queued for (remote ones by stand-in ids); a socket that did
         not take it (gone, volatile drop, buffer full) is neither counted nor
         left with a callback. Each recipient later answers through ``on_ack``
         (``None``: it went away).
@@ -156,3 +173,14 @@ class Adapter(ABC):
     @abstractmethod
     async def server_side_emit(self, event: str, args: Sequence[Any]) -> int:
         """Send an event to the other server processes; return how many were reached."""
+
+    async def server_side_emit_with_ack(
+        self, event: str, args: Sequence[Any], seconds: float | None
+    ) -> list[Any]:
+        """Send an event to the other server processes and collect one reply from each,
+        waiting at most ``seconds`` (``None``: the adapter's own request timeout)."""
+        return []
+
+    async def all_rooms(self) -> frozenset[str]:
+        """Every room of every process (this one only, for a single-process adapter)."""
+        return frozenset(self.rooms())

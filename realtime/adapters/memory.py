@@ -10,6 +10,7 @@ from realtime.adapters.base import (
     Adapter,
     BroadcastOptions,
     LocalNamespace,
+    RecipientsCallback,
     SocketDetails,
     SocketId,
     encode_frames,
@@ -71,6 +72,11 @@ class InMemoryAdapter(Adapter):
                     yield sid
 
     async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
+        self.broadcast_now(packet, opts)
+
+    def broadcast_now(self, packet: Packet, opts: BroadcastOptions) -> None:
+        """Deliver to the local targets without yielding, so that broadcasts
+        a peer published in order are delivered in that order."""
         frames = encode_frames(packet)
         deliver = self.namespace.deliver
         # list(): delivery may close a socket whose buffer is full, editing the maps.
@@ -81,7 +87,16 @@ class InMemoryAdapter(Adapter):
         self,
         packet: Packet,
         opts: BroadcastOptions,
-        on_recipients: Callable[[Sequence[SocketId]], None],
+        on_recipients: RecipientsCallback,
+        on_ack: Callable[[SocketId, list[Any] | None], None],
+    ) -> None:
+        self.broadcast_with_ack_now(packet, opts, on_recipients, on_ack)
+
+    def broadcast_with_ack_now(
+        self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        on_recipients: RecipientsCallback,
         on_ack: Callable[[SocketId, list[Any] | None], None],
     ) -> None:
         assert packet.id is not None, "broadcast_with_ack needs a packet id"
@@ -102,15 +117,25 @@ class InMemoryAdapter(Adapter):
         return [socket for socket in found if socket is not None]
 
     async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        self.add_sockets_now(opts, rooms)
+
+    def add_sockets_now(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         rooms = list(rooms)
         for sid in list(self._targets(opts)):
-            await self.add_all(sid, rooms)
+            joined = self._sids.setdefault(sid, set())
+            for room in rooms:
+                joined.add(room)
+                self._rooms.setdefault(room, set()).add(sid)
 
     async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        self.del_sockets_now(opts, rooms)
+
+    def del_sockets_now(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         rooms = list(rooms)
         for sid in list(self._targets(opts)):
             for room in rooms:
-                await self.delete(sid, room)
+                self._sids.get(sid, set()).discard(room)
+                self._leave_room(sid, room)
 
     async def disconnect_sockets(self, opts: BroadcastOptions, *, close: bool) -> None:
         for sid in list(self._targets(opts)):

@@ -66,8 +66,9 @@ class BroadcastOperator:
         return replace(self, opts=replace(self.opts, local=True))
 
     def timeout(self, seconds: float) -> BroadcastOperator:
-        """How long :meth:`emit_with_ack` waits for every recipient."""
-        return replace(self, ack_timeout=seconds)
+        """How long :meth:`emit_with_ack` waits for every recipient (and
+        :meth:`server_side_emit_with_ack` for every server)."""
+        return replace(self, ack_timeout=seconds, opts=replace(self.opts, timeout=seconds))
 
     async def emit(self, event: str, *args: Any) -> None:
         check_event(event)
@@ -103,10 +104,10 @@ class BroadcastOperator:
             if reported and len(answers) + len(gone) >= len(recipients):
                 done.set()
 
-        def on_recipients(sids: Sequence[SocketId]) -> None:
+        def on_recipients(sids: Sequence[SocketId], /, *, complete: bool = True) -> None:
             nonlocal reported
             recipients.update(sids)
-            reported = True
+            reported = reported or complete
             check_done()
 
         def on_ack(sid: SocketId, args: list[Any] | None) -> None:
@@ -116,15 +117,20 @@ class BroadcastOperator:
                 answers[sid] = ack_value(args)
             check_done()
 
-        await self.namespace.adapter.broadcast_with_ack(packet, self.opts, on_recipients, on_ack)
-        with anyio.move_on_after(self.ack_timeout):
-            await done.wait()
-        for sid in recipients:
-            self.namespace.forget_ack(sid, ack_id)
+        try:
+            await self.namespace.adapter.broadcast_with_ack(
+                packet, self.opts, on_recipients, on_ack
+            )
+            with anyio.move_on_after(self.ack_timeout):
+                await done.wait()
+        finally:
+            for sid in recipients:
+                self.namespace.forget_ack(sid, ack_id)
         missing = sorted(recipients - answers.keys())
-        if missing:
+        if missing or not reported:
+            servers = "" if reported else " (some servers did not report their clients)"
             raise AckTimeoutError(
-                f"{len(missing)} of {len(recipients)} clients did not acknowledge: "
+                f"{len(missing)} of {len(recipients)} clients did not acknowledge{servers}: "
                 + ", ".join(missing),
                 responses=list(answers.values()),
                 missing=list(missing),
@@ -142,3 +148,21 @@ class BroadcastOperator:
 
     async def disconnect_sockets(self, close: bool = False) -> None:
         await self.namespace.adapter.disconnect_sockets(self.opts, close=close)
+
+    async def server_side_emit(self, event: str, *args: Any) -> int:
+        """Send ``event`` to this namespace's server-side handlers on the other servers
+        (see :meth:`Namespace.on_server`); returns how many servers it reached."""
+        check_event(event)
+        return await self.namespace.adapter.server_side_emit(event, args)
+
+    async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        """As :meth:`server_side_emit`, and collect each other server's reply (its
+        handler's return value). Waits ``timeout(seconds)`` if set, else the adapter's
+        request timeout; :class:`~realtime.exceptions.ClusterTimeoutError` carries the
+        replies that arrived when a server does not answer in time."""
+        check_event(event)
+        return await self.namespace.adapter.server_side_emit_with_ack(event, args, self.ack_timeout)
+
+    async def all_rooms(self) -> frozenset[str]:
+        """Every room on every server of the cluster."""
+        return await self.namespace.adapter.all_rooms()

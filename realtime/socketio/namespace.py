@@ -85,6 +85,8 @@ class Namespace(HandlerRegistry):
             self.handlers = parent.handlers
             self.middleware = parent.middleware
         self.sockets: dict[SocketId, Socket] = {}
+        #: Handlers of events other servers send (``server_side_emit``), by event.
+        self.server_handlers: dict[str, Handler] = {}
         self.adapter: Adapter = server.adapter_factory(self)
         self._ack_ids = itertools.count()
 
@@ -142,8 +144,46 @@ class Namespace(HandlerRegistry):
         await self._all.disconnect_sockets(close)
 
     async def server_side_emit(self, event: str, *args: Any) -> int:
-        """Send an event to this namespace on the other server processes (see the adapter)."""
-        return await self.adapter.server_side_emit(event, args)
+        """Send an event to this namespace on the other server processes (see :meth:`on_server`)."""
+        return await self._all.server_side_emit(event, *args)
+
+    async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        """Send an event to the other servers and collect their handlers' replies."""
+        return await self._all.server_side_emit_with_ack(event, *args)
+
+    async def all_rooms(self) -> frozenset[str]:
+        return await self._all.all_rooms()
+
+    # -- events from other servers ------------------------------------------------
+
+    @overload
+    def on_server(self, event: str) -> Callable[[H], H]: ...
+
+    @overload
+    def on_server(self, event: str, handler: H) -> H: ...
+
+    def on_server(self, event: str, handler: H | None = None) -> H | Callable[[H], H]:
+        """Handle ``event`` sent by another server with ``server_side_emit``.
+
+        The handler gets the event's arguments (no socket); when the sender
+        asked for replies, its return value is this server's reply.
+        """
+
+        def register(func: H) -> H:
+            self.server_handlers[event] = func
+            return func
+
+        return register(handler) if handler is not None else register
+
+    def off_server(self, event: str) -> None:
+        self.server_handlers.pop(event, None)
+
+    async def handle_server_side(self, event: str, args: list[Any]) -> Any:
+        handler = self.server_handlers.get(event)
+        if handler is None:
+            logger.debug("no server-side handler for %r in %s", event, self._name)
+            return None
+        return await call(handler, *args)
 
     # -- the adapter's view (LocalNamespace) ----------------------------------------
 

@@ -6,7 +6,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import replace
 from typing import Any, Literal, TypeVar, overload
 
@@ -178,6 +178,24 @@ class Server:
     async def disconnect_sockets(self, close: bool = False) -> None:
         await self.main.disconnect_sockets(close)
 
+    @overload
+    def on_server(self, event: str) -> Callable[[H], H]: ...
+
+    @overload
+    def on_server(self, event: str, handler: H) -> H: ...
+
+    def on_server(self, event: str, handler: H | None = None) -> H | Callable[[H], H]:
+        """Handle an event other servers send (see :meth:`Namespace.on_server`)."""
+        if handler is None:
+            return self.main.on_server(event)
+        return self.main.on_server(event, handler)
+
+    async def server_side_emit(self, event: str, *args: Any) -> int:
+        return await self.main.server_side_emit(event, *args)
+
+    async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        return await self.main.server_side_emit_with_ack(event, *args)
+
     # -- running ------------------------------------------------------------------
 
     @asynccontextmanager
@@ -186,18 +204,22 @@ class Server:
 
         On exit every client is disconnected with "server shutting down".
         """
-        for namespace in list(self.namespaces.values()):
-            await namespace.adapter.init()
-        self._started = True
-        try:
-            async with self.engine.lifespan():
-                self.engine.start_soon(self._close_unjoined)
-                yield
-        finally:
-            self._started = False
-            with anyio.CancelScope(shield=True):
-                for namespace in list(self.namespaces.values()):
-                    await namespace.adapter.close()
+        # A multi-process adapter's factory may own a connection shared by every
+        # namespace (one Redis link per server): it runs around everything else.
+        backend = getattr(self.adapter_factory, "lifespan", None)
+        async with backend() if backend is not None else nullcontext():
+            for namespace in list(self.namespaces.values()):
+                await namespace.adapter.init()
+            self._started = True
+            try:
+                async with self.engine.lifespan():
+                    self.engine.start_soon(self._close_unjoined)
+                    yield
+            finally:
+                self._started = False
+                with anyio.CancelScope(shield=True):
+                    for namespace in list(self.namespaces.values()):
+                        await namespace.adapter.close()
 
     def asgi_app(self, other_app: ASGIApp | None = None, path: str | None = None) -> ASGIApp:
         """An ASGI app serving Socket.IO at ``path`` and ``other_app`` everywhere else.

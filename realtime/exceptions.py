@@ -20,7 +20,8 @@ else is a local error: a caller bug or a state the application can handle.
     ├── ReservedEventError            the application tried to emit a reserved event name
     ├── MissingTimeoutError           a broadcast with acknowledgements without a timeout
     ├── EncodeError                   the application tried to send data JSON cannot carry
-    └── NotRunningError               the server is used outside its lifespan
+    ├── NotRunningError               the server is used outside its lifespan
+    └── PublishError                  an emitter's publish to Redis failed or timed out
 """
 
 from __future__ import annotations
@@ -139,3 +140,10 @@ class EncodeError(RealtimeError, ValueError):
 
 class NotRunningError(RealtimeError, RuntimeError):
     """The server was used outside its lifespan (no task group to run sessions in)."""
+
+
+class PublishError(RealtimeError):
+    """An emitter could not publish to Redis (unreachable, refused, or past its timeout).
+
+    Nothing was delivered: Redis pub/sub keeps no backlog to retry from.
+    """

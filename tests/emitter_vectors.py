@@ -88,7 +88,8 @@ def record(node: str, ops: list[dict[str, Any]], url: str = REDIS_URL) -> list[t
     try:
         pubsub.psubscribe(f"{key}*")
         confirmed = pubsub.get_message(timeout=10)
-        assert confirmed is not None and confirmed["type"] == "psubscribe", confirmed
+        assert confirmed is not None, "no psubscribe confirmation"
+        assert confirmed["type"] == "psubscribe", confirmed
         with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
             json.dump(ops, file)
             file.flush()

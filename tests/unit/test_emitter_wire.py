@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any
 
-import msgpack  # type: ignore[import-untyped]
+import msgpack
 import pytest
 
 from realtime import EncodeError, ReservedEventError

@@ -1,9 +1,13 @@
 // The Node twin of examples/cluster/node.py: one socket.io 4.8 node of a cluster
 // joined through @socket.io/redis-adapter 8.3, with the reference handlers on "/".
 //
-//   node node-twin.mjs --port N --redis URL --name NAME [--key KEY]
+//   node node-twin.mjs --port N --redis URL --name NAME [--key KEY] [--namespace /chat]...
 //
-// Prints "ready" once it listens and its adapter has subscribed to Redis.
+// Handlers on "/": broadcast, join, to-room, count, ask-servers, ask-clients (as
+// node.py), plus test helpers "notes" (the server-side "note" events this node
+// got) and "rooms" (the socket's rooms). Each --namespace (default /chat) only
+// greets with "hello". Prints "ready" once it listens and its adapters have
+// subscribed to Redis; cluster requests time out after 3 s.
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
 import { Server } from "socket.io";

@@ -1,5 +1,7 @@
 """realtime: a Socket.IO-compatible realtime layer (Engine.IO v4 / Socket.IO v5) on ASGI."""
 
+from typing import TYPE_CHECKING, Any
+
 from realtime.adapters import Adapter, BroadcastOptions, InMemoryAdapter
 from realtime.exceptions import (
     AckTimeoutError,
@@ -12,6 +14,7 @@ from realtime.exceptions import (
     PacketDecodeError,
     PayloadTooLarge,
     ProtocolError,
+    PublishError,
     RealtimeError,
     ReservedEventError,
     SessionClosedError,
@@ -30,16 +33,31 @@ from realtime.socketio import (
     Socket,
 )
 
+if TYPE_CHECKING:
+    from realtime.emitter import AsyncEmitter, Emitter
+
+
+def __getattr__(name: str) -> Any:
+    """The emitters load on first use: they need the optional ``redis`` extra."""
+    if name in {"Emitter", "AsyncEmitter"}:
+        from realtime import emitter
+
+        return getattr(emitter, name)
+    raise AttributeError(f"module 'realtime' has no attribute {name!r}")
+
+
 __all__ = [
     "NO_ACK",
     "AckTimeoutError",
     "Adapter",
+    "AsyncEmitter",
     "BroadcastOperator",
     "BroadcastOptions",
     "BufferFullError",
     "ConnectionRefusedError",
     "DecoderLimits",
     "DisconnectReason",
+    "Emitter",
     "EncodeError",
     "EngineRequestError",
     "Handshake",
@@ -51,6 +69,7 @@ __all__ = [
     "ParentNamespace",
     "PayloadTooLarge",
     "ProtocolError",
+    "PublishError",
     "RealtimeError",
     "ReservedEventError",
     "Server",

@@ -23,6 +23,7 @@ else is a local error: a caller bug or a state the application can handle.
     ├── NotRunningError               the server is used outside its lifespan
     └── ClusterError                  a multi-process adapter could not do its part
         ├── ClusterUnavailableError   the broker (Redis) is unreachable: nothing was published
+        │   └── PublishError          an emitter's publish to Redis failed or timed out
         └── ClusterTimeoutError       some nodes did not answer a cluster request in time
 """
 
@@ -170,3 +171,10 @@ class ClusterTimeoutError(ClusterError):
         self.expected = expected
         self.received = received
         super().__init__(message)
+
+
+class PublishError(ClusterUnavailableError):
+    """An emitter could not publish to Redis (unreachable, refused, or past its timeout).
+
+    Nothing was delivered: Redis pub/sub keeps no backlog to retry from.
+    """

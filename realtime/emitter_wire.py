@@ -21,7 +21,6 @@ same number either way.
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -29,6 +28,7 @@ from typing import Any, NamedTuple
 
 import msgpack
 
+from realtime.adapters.redis_wire import RequestType
 from realtime.exceptions import EncodeError, ReservedEventError
 from realtime.socketio.binary import has_binary
 from realtime.socketio.packets import RESERVED_EVENTS, PacketType, dumps
@@ -38,18 +38,6 @@ DEFAULT_KEY = "socket.io"
 
 #: The sender id of every emitter; servers only skip messages with their own id.
 EMITTER_UID = "emitter"
-
-
-class RequestType(enum.IntEnum):
-    """Request types between nodes, as numbered by ``@socket.io/redis-adapter``."""
-
-    SOCKETS = 0
-    ALL_ROOMS = 1
-    REMOTE_JOIN = 2
-    REMOTE_LEAVE = 3
-    REMOTE_DISCONNECT = 4
-    REMOTE_FETCH = 5
-    SERVER_SIDE_EMIT = 6
 
 
 class Publish(NamedTuple):

@@ -28,6 +28,8 @@ DEFAULT_KEY = "socket.io"
 
 
 class RequestType(enum.IntEnum):
+    """Request types between nodes, as ``@socket.io/redis-adapter`` numbers them."""
+
     SOCKETS = 0
     ALL_ROOMS = 1
     REMOTE_JOIN = 2

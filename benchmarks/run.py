@@ -786,6 +786,8 @@ def table(results: list[dict[str, Any]], scens: list[Scenario]) -> str:
                 notes.append(f"retried {r['noise_retries']}x (noise)")
             if r.get("spread_pct") is not None and r["spread_pct"] > 15:
                 notes.append(f"spread {r['spread_pct']:.0f}%")
+            if r.get("duplicates"):
+                notes.append(f"{r['duplicates']} duplicate deliveries")
             if r.get("round_timeouts"):
                 notes.append(f"{r['round_timeouts']} round timeouts")
             if r.get("http_errors"):

@@ -521,11 +521,20 @@ async function scenarioFanout() {
   let got = 0;
   let t0 = 0;
   let resolveRound = null;
+  let duplicates = 0;
   for (const c of conns) {
+    c.lastRound = -1;
     c.onframe = (buf) => {
       if (buf[0] !== 0x34 || buf[1] !== 0x32) return;
       const r = intAt(buf, 9);
       if (r !== round) return; // late frame from a timed-out round
+      // a round counts each recipient once (a cluster that delivered twice would
+      // otherwise finish its rounds early)
+      if (c.lastRound === r) {
+        duplicates++;
+        return;
+      }
+      c.lastRound = r;
       const t = now();
       if (round >= warmRounds) perDelivery.add(t - t0);
       if (++got === n) {
@@ -585,6 +594,7 @@ async function scenarioFanout() {
     delivery_p99_ms: per.p99_ms,
     rounds: measuredRounds,
     round_timeouts: timeouts,
+    duplicates,
     measured_s: measured,
     ...usage,
   };

@@ -26,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +141,17 @@ class Scenario:
     loader: dict[str, Any]
     protos: tuple[str, ...] = ("sio", "raw")
     fresh_server: bool = False  # start a new server just for this scenario
+    nodes: int = 1  # > 1: that many servers of one cluster, joined through Redis
+    only: tuple[str, ...] = ()  # the targets that can run it (all if empty)
+
+    def applies(self, t: Target) -> bool:
+        return t.proto in self.protos and (not self.only or t.name in self.only)
+
+
+#: The Redis the cluster scenario's nodes meet on (``--redis``); each run uses a
+#: channel prefix of its own, so other users of that Redis do not interfere.
+DEFAULT_REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+CLUSTER_TARGETS = ("realtime", "python-socketio")
 
 
 def scenarios(full: bool) -> list[Scenario]:
@@ -171,6 +184,15 @@ def scenarios(full: bool) -> list[Scenario]:
         ),
         Scenario("fanout-200", "broadcast to 200 sockets", {**fan, "conns": 200}),
         Scenario("fanout-1000", "broadcast to 1000 sockets", {**fan, "conns": 1000}),
+        Scenario(
+            "fanout-redis",
+            "broadcast to 1000 sockets on 2 nodes via Redis",
+            # a second to settle: python-socketio subscribes on its first connection
+            {**fan, "conns": 1000, "settle_ms": 1000},
+            protos=("sio",),
+            nodes=2,
+            only=CLUSTER_TARGETS,
+        ),
         Scenario(
             "polling-50",
             "echo over long-polling, 50 clients",
@@ -235,9 +257,14 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 @contextlib.contextmanager
 def run_server(
-    cmd: list[str], port: int, pin: bool, log: Path, root: Path = ROOT
+    cmd: list[str],
+    port: int,
+    pin: bool,
+    log: Path,
+    root: Path = ROOT,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    env = dict(os.environ, PYTHONPATH=str(root), NODE_ENV="production")
+    env = dict(os.environ, PYTHONPATH=str(root), NODE_ENV="production", **(extra_env or {}))
     with log.open("ab") as out:
         proc = subprocess.Popen(
             cmd,
@@ -396,6 +423,7 @@ def bench_target(
     log: Path,
     client: str,
     runs: dict[tuple[str, str], list[dict[str, Any]]],
+    redis_url: str = DEFAULT_REDIS,
 ) -> None:
     """One repeat of every applicable scenario on ``t``; appends to ``runs``.
 
@@ -404,26 +432,32 @@ def bench_target(
     fresh server); the last attempt is kept either way, with its retry count.
     """
     clk = os.sysconf("SC_CLK_TCK")
+    redis_pid = redis_process(redis_url) if any(s.nodes > 1 for s in scens) else None
     groups: list[list[Scenario]] = []
-    shared = [s for s in scens if t.proto in s.protos and not s.fresh_server]
+    shared = [s for s in scens if s.applies(t) and not s.fresh_server and s.nodes == 1]
     if shared:
         groups.append(shared)
-    groups += [[s] for s in scens if t.proto in s.protos and s.fresh_server]
+    groups += [[s] for s in scens if s.applies(t) and s.fresh_server and s.nodes == 1]
 
-    def once(s: Scenario, port: int, proc: subprocess.Popen[bytes]) -> dict[str, Any]:
+    def once(
+        s: Scenario, port: int, proc: subprocess.Popen[bytes], others: Cluster = ()
+    ) -> dict[str, Any]:
         config = {
             **s.loader,
             "host": "127.0.0.1",
             "port": port,
+            "ports": [port, *(p for p, _ in others)],
             "proto": t.proto,
             "server_pid": proc.pid,
+            "server_pids": [proc.pid, *(q.pid for _, q in others)],
+            "redis_pid": redis_pid if others else None,
             "server_cpu_id": SERVER_CPU if pin else None,
             "clk_tck": clk,
             "client": client,
             "deadline_s": 60 if s.loader["scenario"] != "connect" else 90,
         }
         res = run_loader(node, config, pin)
-        if proc.poll() is not None:
+        if any(q.poll() is not None for q in (proc, *(q for _, q in others))):
             res = {"ok": False, "error": f"server died ({proc.returncode})"}
         tag = (
             f"{res['throughput']:.0f} {res['unit']}"
@@ -434,6 +468,12 @@ def bench_target(
             tag += f"  (server core {100 * noise(res):.0f}% busy elsewhere)"
         print(f"  {t.name:16} {s.name:13} #{rep + 1}: {tag}", flush=True)
         return res
+
+    for s in scens:
+        if s.applies(t) and s.nodes > 1:
+            runs.setdefault((t.name, s.name), []).append(
+                bench_cluster(t, s, node, pin, ws_impl, log, redis_url, once)
+            )
 
     for group in groups:
         fresh = len(group) == 1 and group[0].fresh_server
@@ -467,6 +507,67 @@ def bench_target(
                 break
             todo = again
             attempt += 1
+
+
+Cluster = tuple[tuple[int, subprocess.Popen[bytes]], ...]
+
+
+def bench_cluster(
+    t: Target,
+    s: Scenario,
+    node: str,
+    pin: bool,
+    ws_impl: str,
+    log: Path,
+    redis_url: str,
+    once: Callable[[Scenario, int, subprocess.Popen[bytes], Cluster], dict[str, Any]],
+) -> dict[str, Any]:
+    """One run of a cluster scenario: ``s.nodes`` fresh servers of ``t`` on one Redis
+    channel prefix of this run, all pinned to the server CPU (their CPU is summed)."""
+    if not redis_reachable(redis_url):
+        print(f"  {t.name:16} {s.name:13}: ERROR no Redis at {redis_url}", flush=True)
+        return {"ok": False, "error": f"no Redis at {redis_url}"}
+    env = {"BENCH_REDIS_URL": redis_url, "BENCH_REDIS_KEY": f"bench-{uuid.uuid4().hex[:10]}"}
+    try:
+        with contextlib.ExitStack() as stack:
+            servers: list[tuple[int, subprocess.Popen[bytes]]] = []
+            for _ in range(s.nodes):
+                port = free_port()
+                cmd = t.command(port, node, ws_impl)
+                proc = stack.enter_context(run_server(cmd, port, pin, log, t.root, env))
+                servers.append((port, proc))
+            (port, proc), *others = servers
+            res = once(s, port, proc, tuple(others))
+    except RuntimeError as e:
+        print(f"  {t.name:16} server error: {e}", flush=True)
+        return {"ok": False, "error": str(e)}
+    res["nodes"] = s.nodes
+    return res
+
+
+def redis_command(url: str, command: bytes) -> bytes:
+    """The first reply bytes of an inline ``command`` at ``url`` (``redis://host:port``)."""
+    parsed = urllib.parse.urlsplit(url)
+    try:
+        address = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
+        with socket.create_connection(address, 2) as c:
+            c.sendall(command + b"\r\n")
+            return c.recv(65536)
+    except OSError:
+        return b""
+
+
+def redis_reachable(url: str) -> bool:
+    return redis_command(url, b"PING").startswith(b"+PONG")
+
+
+def redis_process(url: str) -> int | None:
+    """The Redis server's pid when it runs on this machine, to count its CPU too."""
+    for line in redis_command(url, b"INFO server").decode(errors="replace").splitlines():
+        if line.startswith("process_id:"):
+            pid = int(line.split(":", 1)[1])
+            return pid if Path(f"/proc/{pid}/stat").exists() else None
+    return None
 
 
 def aggregate(runs: dict[tuple[str, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -508,6 +609,14 @@ GOALS = [
         2.0,
         "ratio",
     ),
+    (
+        "fan-out over Redis >= 2x python-socketio",
+        "python-socketio",
+        "fanout-redis",
+        "throughput",
+        2.0,
+        "ratio",
+    ),
     ("connections/s >= 0.9x raw", "starlette-raw", "connect-2000", "throughput", 0.9, "ratio"),
     ("KiB per idle conn <= raw + 10", "starlette-raw", "connect-2000", "kib_per_conn", 10.0, "kib"),
 ]
@@ -519,7 +628,7 @@ def throughput_ratio(a: dict[str, Any], b: dict[str, Any]) -> float | None:
     pa, pb = a.get("by_repeat") or [], b.get("by_repeat") or []
     paired = [x / y for x, y in zip(pa, pb, strict=False) if x and y]
     if len(paired) > 1:
-        return statistics.median(paired)
+        return float(statistics.median(paired))
     if not b["throughput"]:
         return None
     return float(a["throughput"]) / float(b["throughput"])
@@ -567,6 +676,64 @@ def compute_ratios(results: list[dict[str, Any]], scens: list[Scenario]) -> list
             if v is not None:
                 rows.append({"a": a, "b": b, "scenario": s.name, "ratio": v})
     return rows
+
+
+def cpu_us_per_delivery(r: dict[str, Any] | None, with_redis: bool) -> float | None:
+    """CPU time per delivery in microseconds: the servers' (every node's), plus the
+    Redis server's when ``with_redis`` (None when a figure is missing)."""
+    if r is None or r.get("server_cpu") is None or not r.get("throughput"):
+        return None
+    cpu = float(r["server_cpu"])
+    if with_redis:
+        if r.get("redis_cpu") is None:
+            return None
+        cpu += float(r["redis_cpu"])
+    return 1e6 * cpu / float(r["throughput"])
+
+
+def redis_cost(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the Redis path costs per delivery against in-memory fan-out, per target:
+    fanout-1000 (one process) beside fanout-redis (two nodes + Redis), same run."""
+    rows = []
+    for target in CLUSTER_TARGETS:
+        memory, redis = get(results, target, "fanout-1000"), get(results, target, "fanout-redis")
+        if memory is None or redis is None:
+            continue
+        rows.append(
+            {
+                "target": target,
+                "memory_us": cpu_us_per_delivery(memory, False),
+                "nodes_us": cpu_us_per_delivery(redis, False),
+                "cluster_us": cpu_us_per_delivery(redis, True),
+                "memory_p99_ms": memory.get("p99_ms"),
+                "redis_p99_ms": redis.get("p99_ms"),
+                "throughput_ratio": throughput_ratio(redis, memory),
+            }
+        )
+    return rows
+
+
+def redis_cost_table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "target",
+        "in-memory CPU us/delivery",
+        "Redis: nodes us/delivery",
+        "Redis: nodes + redis-server",
+        "p99 last recipient in-memory / Redis ms",
+        "deliveries/s Redis / in-memory",
+    )
+    body = [
+        (
+            str(r["target"]),
+            fmt_num(r["memory_us"], 1),
+            fmt_num(r["nodes_us"], 1),
+            fmt_num(r["cluster_us"], 1),
+            f"{fmt_num(r['memory_p99_ms'], 1)} / {fmt_num(r['redis_p99_ms'], 1)}",
+            f"{r['throughput_ratio']:.2f}x" if r["throughput_ratio"] is not None else "-",
+        )
+        for r in rows
+    ]
+    return render(head, body)
 
 
 def fmt_num(v: float | None, digits: int = 0) -> str:
@@ -619,6 +786,8 @@ def table(results: list[dict[str, Any]], scens: list[Scenario]) -> str:
                 notes.append(f"retried {r['noise_retries']}x (noise)")
             if r.get("spread_pct") is not None and r["spread_pct"] > 15:
                 notes.append(f"spread {r['spread_pct']:.0f}%")
+            if r.get("duplicates"):
+                notes.append(f"{r['duplicates']} duplicate deliveries")
             if r.get("round_timeouts"):
                 notes.append(f"{r['round_timeouts']} round timeouts")
             if r.get("http_errors"):
@@ -639,7 +808,7 @@ def table(results: list[dict[str, Any]], scens: list[Scenario]) -> str:
     return render(head, rows)
 
 
-def render(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def render(head: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=False)]
     right = {2, 4, 5, 6, 7}
 
@@ -757,6 +926,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="GIT_REF",
         help=f"also run realtime as of GIT_REF, as target {BASE!r}, for before/after ratios",
     )
+    p.add_argument(
+        "--redis",
+        default=DEFAULT_REDIS,
+        help="Redis URL for the fanout-redis scenario (default $REDIS_URL or 127.0.0.1:6379)",
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin server / loader to CPUs")
     p.add_argument("--out", default=str(RESULTS / "latest.json"), help="JSON output path")
     p.add_argument(
@@ -774,6 +948,10 @@ def main(argv: list[str] | None = None) -> int:
         print(ratios_table(compute_ratios(doc["results"], scens)))
         print()
         print(goals_table(compute_goals(doc["results"])))
+        costs = redis_cost(doc["results"])
+        if costs:
+            print()
+            print(redis_cost_table(costs))
         write_reports(doc, path)
         return 0
 
@@ -835,7 +1013,7 @@ def main(argv: list[str] | None = None) -> int:
     for rep in range(repeats):
         for t in targets:
             if t.name in ran:
-                bench_target(t, scens, node, pin, rep, args.ws, log, args.client, runs)
+                bench_target(t, scens, node, pin, rep, args.ws, log, args.client, runs, args.redis)
     results = aggregate(runs)
     elapsed = time.monotonic() - started
 
@@ -847,6 +1025,10 @@ def main(argv: list[str] | None = None) -> int:
     print(ratios_table(ratios))
     print()
     print(goals_table(goals))
+    costs = redis_cost(results)
+    if costs:
+        print()
+        print(redis_cost_table(costs))
     if "realtime" in skipped:
         print(f"\n(realtime target unavailable: {skipped['realtime']})")
     saturated = [
@@ -871,6 +1053,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "ratios": ratios,
         "goals": goals,
+        "redis_cost": costs,
         "elapsed_s": round(elapsed, 1),
     }
     out = Path(args.out)
@@ -899,6 +1082,9 @@ def write_reports(doc: dict[str, Any], out: Path) -> None:
         goals_table(goals),
         "",
     ]
+    costs = redis_cost(results)
+    if costs:
+        md += [redis_cost_table(costs), ""]
     out.with_suffix(".md").write_text("\n".join(md))
     png = out.with_suffix(".png")
     chart(

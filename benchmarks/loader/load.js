@@ -20,6 +20,9 @@ const WebSocket = require('ws');
 const cfg = JSON.parse(process.argv[2] || '{}');
 const HOST = cfg.host || '127.0.0.1';
 const PORT = cfg.port;
+// Several servers of one cluster (scenario fanout-redis): client i connects to
+// PORTS[i % PORTS.length], so connection 0, the sender, is on the first.
+const PORTS = cfg.ports || [PORT];
 const PROTO = cfg.proto || 'sio'; // 'sio' | 'raw'
 const WS_PATH = cfg.ws_path || (PROTO === 'sio' ? '/socket.io/' : '/ws');
 const PAYLOAD = 'x'.repeat(cfg.payload_bytes || 32);
@@ -49,6 +52,18 @@ class Samples {
     const q = (p) => (a.length ? a[Math.min(a.length - 1, Math.floor(p * a.length))] : null);
     return { n: a.length, p50_ms: q(0.5), p99_ms: q(0.99), max_ms: a.length ? a[a.length - 1] : null };
   }
+}
+
+// CPU ticks of the server, summed over its processes (cfg.server_pids for a cluster).
+function serverCpuTicks() {
+  const pids = cfg.server_pids || [cfg.server_pid];
+  let sum = 0;
+  for (const pid of pids) {
+    const t = procCpuTicks(pid);
+    if (t == null) return null;
+    sum += t;
+  }
+  return sum;
 }
 
 function procCpuTicks(pid) {
@@ -94,14 +109,18 @@ class CpuWindow {
   start() {
     this.t0 = now();
     this.c0 = process.cpuUsage();
-    this.s0 = procCpuTicks(cfg.server_pid);
+    this.s0 = serverCpuTicks();
     this.k0 = cpuLineTicks(cfg.server_cpu_id);
+    this.r0 = procCpuTicks(cfg.redis_pid);
   }
   stop() {
     const wall = (now() - this.t0) / 1000;
     const c = process.cpuUsage(this.c0);
-    const s1 = procCpuTicks(cfg.server_pid);
+    const s1 = serverCpuTicks();
     const k1 = cpuLineTicks(cfg.server_cpu_id);
+    const r1 = procCpuTicks(cfg.redis_pid);
+    // the Redis server a cluster meets on (not pinned): its own CPU over the window
+    const redis = this.r0 != null && r1 != null ? (r1 - this.r0) / CLK_TCK / wall : null;
     const server = this.s0 != null && s1 != null ? (s1 - this.s0) / CLK_TCK / wall : null;
     let other = null;
     let steal = null;
@@ -109,7 +128,13 @@ class CpuWindow {
       other = Math.max(0, (k1[0] - this.k0[0]) / CLK_TCK / wall - server);
       steal = (k1[1] - this.k0[1]) / CLK_TCK / wall;
     }
-    return { loader_cpu: (c.user + c.system) / 1e6 / wall, server_cpu: server, server_core_other: other, server_core_steal: steal };
+    return {
+      loader_cpu: (c.user + c.system) / 1e6 / wall,
+      server_cpu: server,
+      server_core_other: other,
+      server_core_steal: steal,
+      redis_cpu: redis,
+    };
   }
 }
 
@@ -272,14 +297,14 @@ class FastWs {
 // 'raw' on open, for 'sio' after `0{..}` open, `40` sent and `40{"sid"..}`
 // received. Engine.IO pings (`2`) are answered with `3` transparently; other
 // frames go to conn.onframe(Buffer).
-function openWs(timeoutMs) {
+function openWs(timeoutMs, port = PORT) {
   return new Promise((resolve, reject) => {
     const path = PROTO === 'sio' ? `${WS_PATH}?EIO=4&transport=websocket` : WS_PATH;
     const conn = { onframe: null, ready: false, closed: false };
     let ws;
     let onMessage;
     if (CLIENT === 'ws') {
-      ws = new WebSocket(`ws://${HOST}:${PORT}${path}`, {
+      ws = new WebSocket(`ws://${HOST}:${port}${path}`, {
         perMessageDeflate: false,
         skipUTF8Validation: true,
       });
@@ -288,7 +313,7 @@ function openWs(timeoutMs) {
       ws.on('error', (e) => failed(e));
       ws.on('close', () => (conn.closed = true));
     } else {
-      ws = new FastWs(HOST, PORT, path);
+      ws = new FastWs(HOST, port, path);
       ws.onopen = () => opened();
       ws.onmessage = (data) => onMessage(data);
       ws.onerror = (e) => failed(e);
@@ -358,7 +383,8 @@ async function openMany(n, concurrency, deadlineAt, onConnected) {
       const i = next++;
       const t = now();
       try {
-        conns[i] = await openWs(Math.max(1000, Math.min(15000, deadlineAt - now())));
+        const timeoutMs = Math.max(1000, Math.min(15000, deadlineAt - now()));
+        conns[i] = await openWs(timeoutMs, PORTS[i % PORTS.length]);
         lat.add(now() - t);
         if (onConnected) onConnected(conns[i], i);
       } catch (e) {
@@ -487,7 +513,7 @@ async function scenarioFanout() {
   const roundTimeoutMs = cfg.round_timeout_s * 1000;
   const deadlineAt = now() + HARD_DEADLINE_S * 1000 - 3000;
   const { conns } = await openMany(n, 50, deadlineAt);
-  await sleep(200);
+  await sleep(cfg.settle_ms || 200);
 
   const lastLat = new Samples(maxRounds + warmRounds + 1);
   const perDelivery = new Samples(Math.min(4000000, (maxRounds + warmRounds + 1) * n));
@@ -495,11 +521,20 @@ async function scenarioFanout() {
   let got = 0;
   let t0 = 0;
   let resolveRound = null;
+  let duplicates = 0;
   for (const c of conns) {
+    c.lastRound = -1;
     c.onframe = (buf) => {
       if (buf[0] !== 0x34 || buf[1] !== 0x32) return;
       const r = intAt(buf, 9);
       if (r !== round) return; // late frame from a timed-out round
+      // a round counts each recipient once (a cluster that delivered twice would
+      // otherwise finish its rounds early)
+      if (c.lastRound === r) {
+        duplicates++;
+        return;
+      }
+      c.lastRound = r;
       const t = now();
       if (round >= warmRounds) perDelivery.add(t - t0);
       if (++got === n) {
@@ -559,6 +594,7 @@ async function scenarioFanout() {
     delivery_p99_ms: per.p99_ms,
     rounds: measuredRounds,
     round_timeouts: timeouts,
+    duplicates,
     measured_s: measured,
     ...usage,
   };

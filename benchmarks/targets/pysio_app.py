@@ -1,12 +1,24 @@
-"""Reference target: python-socketio ``AsyncServer`` (ASGI mode) on uvicorn."""
+"""Reference target: python-socketio ``AsyncServer`` (ASGI mode) on uvicorn.
+
+With ``BENCH_REDIS_URL`` set (scenario ``fanout-redis``) the server is one node
+of a cluster through python-socketio's ``AsyncRedisManager``, on the channel
+``BENCH_REDIS_KEY``.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import socketio
 
-sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL")
+manager = (
+    socketio.AsyncRedisManager(REDIS_URL, channel=os.environ.get("BENCH_REDIS_KEY", "socketio"))
+    if REDIS_URL
+    else None
+)
+sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*", client_manager=manager)
 
 
 @sio.on("echo")

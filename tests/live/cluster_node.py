@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,37 @@ from realtime.adapters.cluster import RemoteSocket  # noqa: E402
 from realtime.exceptions import ClusterTimeoutError, RealtimeError  # noqa: E402
 
 
-def make(redis: str, name: str, key: str, requests_timeout: float = 5.0) -> Any:
-    """The node's ASGI app: the reference handlers and the ones below."""
+def make(
+    redis: str,
+    name: str,
+    key: str,
+    requests_timeout: float = 5.0,
+    namespaces: Sequence[str] = (),
+) -> Any:
+    """The node's ASGI app: the reference handlers and the ones below.
+
+    Each of ``namespaces`` only greets its sockets with ``hello`` (as the Node twin's).
+    """
     sio, app = build(redis, name, key=key, requests_timeout=requests_timeout)
+    notes: list[list[Any]] = []
+
+    @sio.on_server("note")
+    def note(*args: Any) -> None:
+        notes.append(list(args))
+
+    @sio.on("notes")
+    async def get_notes(socket: Socket) -> list[list[Any]]:
+        return notes
+
+    @sio.on("rooms")
+    async def rooms(socket: Socket) -> list[str]:
+        return sorted(socket.rooms)
+
+    async def greet(socket: Socket, auth: Any) -> None:
+        await socket.emit("hello", name)
+
+    for namespace in namespaces:
+        sio.of(namespace).on("connect", greet)
 
     @sio.on("sockets-join")
     async def sockets_join(socket: Socket, room: str, target: str) -> bool:
@@ -114,8 +143,9 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--key", default="socket.io")
     parser.add_argument("--requests-timeout", type=float, default=5.0)
+    parser.add_argument("--namespace", action="append", default=[])
     args = parser.parse_args()
-    app = make(args.redis, args.name, args.key, args.requests_timeout)
+    app = make(args.redis, args.name, args.key, args.requests_timeout, args.namespace)
     realtime.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 

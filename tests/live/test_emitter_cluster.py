@@ -198,6 +198,16 @@ def test_node_twins_form_a_cluster(node: str, cluster: tuple[str, str, str], cli
     subprocess.run(script + emit, check=True, timeout=30, cwd=ROOT)
     assert driver.event("c2", "cli") == [{"$bin": "ff"}, 2]
 
+    # the Node emitter sends server-side emits as JSON: a Buffer reaches a Node node
+    # as Node's JSON form of one (tests/live/test_node_emitter.py expects the same of ours)
+    token = uuid.uuid4().hex
+    note = ["server-side-emit", "note", json.dumps(token), json.dumps({"$bin": "0102"})]
+    subprocess.run(script + note, check=True, timeout=30, cwd=ROOT)
+    subprocess.run([*script, "emit", "after-note"], check=True, timeout=30, cwd=ROOT)
+    driver.event("c2", "after-note")  # node B has handled the note before this
+    notes = [n for n in driver.ask("c2", "notes") if n[0] == token]
+    assert notes == [[token, {"type": "Buffer", "data": [1, 2]}]]
+
 
 def test_the_recorded_vectors_are_what_the_node_emitter_publishes(node: str) -> None:
     """``tests/unit/emitter_vectors.json`` is current: record it again and compare."""

@@ -5,6 +5,12 @@
 Uses only this package's server (in-memory adapter) and its browser client, served
 at /socket.io/client.js. Query parameters of the page: ``nick``, ``room``, and
 ``transports`` (e.g. ``?transports=polling``).
+
+    python examples/chat/app.py --admin    # also the Socket.IO Admin UI, no login
+
+With ``--admin`` the server is instrumented for the Admin UI, and the UI's page is
+served at /admin-ui/ when npm has installed ``@socket.io/admin-ui`` (``npm ci``
+in tests/node); log in there with the server URL http://127.0.0.1:8000.
 """
 
 from __future__ import annotations
@@ -16,12 +22,18 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.responses import FileResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 import realtime
 from realtime import Server, Socket
 
 HERE = Path(__file__).resolve().parent
+#: Where npm puts the Admin UI's built page (never committed: it comes from the npm package).
+ADMIN_UI_DIRS = [
+    HERE.parents[1] / base / "node_modules/@socket.io/admin-ui/ui/dist"
+    for base in ("examples/chat", "tests/node", "client-js")
+]
 DEFAULT_ROOM = "lobby"
 
 sio = Server(ping_interval=5.0, ping_timeout=5.0)
@@ -139,11 +151,23 @@ async def index(request: Any) -> FileResponse:
     return FileResponse(HERE / "index.html", headers={"Cache-Control": "no-store"})
 
 
-app = sio.asgi_app(Starlette(routes=[Route("/", index)]))
+def admin_ui_routes() -> list[Route | Mount]:
+    """The Admin UI's page at /admin-ui/, when npm has installed it."""
+    for folder in ADMIN_UI_DIRS:
+        if (folder / "index.html").is_file():
+            return [Mount("/admin-ui", StaticFiles(directory=folder, html=True))]
+    return []
+
+
+app = sio.asgi_app(Starlette(routes=[Route("/", index), *admin_ui_routes()]))
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--admin", action="store_true", help="instrument for the Admin UI")
     args = parser.parse_args()
+    if args.admin:
+        sio.instrument(auth=False, mode="development")
+        print(f"Admin UI: http://{args.host}:{args.port}/admin-ui/")
     realtime.run(app, host=args.host, port=args.port, log_level="warning")

@@ -262,6 +262,8 @@ class Namespace(HandlerRegistry):
         reply = Packet(PacketType.CONNECT, self._name, {"sid": socket.id})
         frames = [OutPacket.message(part) for part in encode(reply)]
         await connection.session.send_now([*frames, *socket.accept()])
+        if self.server.monitor is not None:
+            await self.server.monitor.socket_connected(socket)
         if socket.disconnect_requested is not None:
             await socket.disconnect(socket.disconnect_requested)
         return socket

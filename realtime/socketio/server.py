@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import replace
-from typing import Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import anyio
 from starlette.types import ASGIApp
@@ -22,6 +22,9 @@ from realtime.socketio.connection import Connection
 from realtime.socketio.handlers import Handler, Middleware
 from realtime.socketio.namespace import Namespace, NamespaceMatcher, ParentNamespace
 from realtime.socketio.packets import MAIN_NAMESPACE, DecoderLimits, Packet, PacketType
+
+if TYPE_CHECKING:
+    from realtime.admin import Monitor
 
 logger = logging.getLogger("realtime.socketio")
 
@@ -96,7 +99,15 @@ class Server:
         #: Engine sessions that have not joined a namespace yet, with their deadline.
         self._unjoined: dict[str, float] = {}
         self._started = False
+        #: The Admin UI's instrumentation (see :meth:`instrument`); None costs nothing.
+        self.monitor: Monitor | None = None
         self.main = self.of(MAIN_NAMESPACE)
+
+    def instrument(self, **options: Any) -> Monitor:
+        """Serve the Socket.IO Admin UI's namespace: see :func:`realtime.admin.instrument`."""
+        from realtime.admin import instrument
+
+        return instrument(self, **options)
 
     # -- namespaces ---------------------------------------------------------------
 
@@ -242,6 +253,8 @@ class Server:
         connection = Connection(self, session, self.limits, self.max_inflight_events)
         self.connections[session.sid] = connection
         self._unjoined[session.sid] = time.monotonic() + self.connect_timeout
+        if self.monitor is not None:
+            self.monitor.count("rawConnection")
 
     def joined(self, connection: Connection) -> None:
         self._unjoined.pop(connection.session.sid, None)
@@ -265,11 +278,16 @@ class Server:
 
     async def on_message(self, session: EngineSession, data: str | bytes) -> None:
         connection = self.connections.get(session.sid)
+        if self.monitor is not None:
+            self.monitor.count("packetsIn")
+            self.monitor.count("bytesIn", n=len(data.encode() if isinstance(data, str) else data))
         if connection is not None:
             await connection.receive(data)
 
     async def on_disconnect(self, session: EngineSession, reason: CloseReason) -> None:
         self._unjoined.pop(session.sid, None)
+        if self.monitor is not None:
+            self.monitor.count("rawDisconnection", str(reason))
         connection = self.connections.pop(session.sid, None)
         if connection is not None:
             await connection.closed(reason)

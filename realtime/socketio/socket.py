@@ -306,6 +306,8 @@ class Socket:
             self.state = SocketState.DISCONNECTED
             with anyio.CancelScope(shield=True):
                 await self._leave()
+                if self.namespace.server.monitor is not None:
+                    await self.namespace.server.monitor.socket_disconnected(self, reason)
         await self._lifecycle("disconnect", reason)
 
     async def _leave(self) -> None:

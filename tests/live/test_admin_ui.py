@@ -1,0 +1,146 @@
+"""The Socket.IO Admin UI (``@socket.io/admin-ui`` 0.5) against ``sio.instrument()``.
+
+Its protocol with the official socket.io-client (tests/node/admin_scenario.mjs),
+and its own page in Chromium, served by the chat demo from node_modules
+(client-js/test/browser/admin_ui.mjs), both against a real uvicorn.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from realtime import Server, Socket
+from tests.servers import ROOT, require, require_node, serve
+
+bcrypt = pytest.importorskip("bcrypt")
+
+pytestmark = [pytest.mark.live, pytest.mark.node, pytest.mark.timeout(120)]
+
+NODE_DIR = ROOT / "tests" / "node"
+CHROMIUM = Path("/usr/bin/chromium")
+USER, PASSWORD = "admin", "s3cret pass"
+# Four rounds: the test checks the hash, not its cost.
+HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+AUTH = {"type": "basic", "username": USER, "password": HASH}
+
+
+def wait_for(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def make_server(**options: Any) -> Server:
+    sio = Server()
+
+    @sio.on("connect")
+    async def connect(socket: Socket, auth: dict[str, Any]) -> None:
+        await socket.join(str(auth.get("room", "lobby")))
+
+    @sio.on("shout")
+    async def shout(socket: Socket, *args: Any) -> None:
+        return None
+
+    sio.instrument(auth=AUTH, stats_interval=0.2, **options)
+    return sio
+
+
+def run_scenario(name: str, url: str) -> Any:
+    node = require_node()
+    admin_ui = NODE_DIR / "node_modules" / "@socket.io" / "admin-ui"
+    require(admin_ui.is_dir(), "npm ci in tests/node")
+    proc = subprocess.run(
+        [node, "admin_scenario.mjs", name, url, USER, PASSWORD],
+        cwd=NODE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, f"scenario {name} failed:\n{proc.stderr}\n{proc.stdout}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_login_list_watch_disconnect() -> None:
+    sio = make_server(mode="development")
+    with serve(sio.asgi_app()) as url:
+        result = run_scenario("login", url)
+    assert len(result["session"]) == 16
+    assert {"JOIN", "LEAVE", "DISCONNECT", "MDISCONNECT", "ALL_EVENTS"} <= set(result["features"])
+    listed = result["listed"]
+    assert listed["nsp"] == "/"
+    assert listed["transport"] in ("polling", "websocket")
+    assert set(listed["rooms"]) == {listed["id"], "kitchen"}
+    assert listed["handshake"]["address"] == "127.0.0.1"
+    stats = result["stats"]
+    assert stats["clientsCount"] >= 1
+    assert stats["serverId"]
+    assert {"name": "/", "socketsCount": 1} in stats["namespaces"]
+    assert result["event"] == {"nsp": "/", "args": ["shout", "hello", 42]}
+    assert result["reason"] == "server namespace disconnect"
+    assert result["clientReason"] == "io server disconnect"
+    assert result["sessionLogin"] is True
+
+
+def test_wrong_credentials_refused() -> None:
+    with serve(make_server().asgi_app()) as url:
+        result = run_scenario("wrong-password", url)
+    assert result["errors"] == ["invalid credentials"] * 3
+
+
+def test_read_only_refuses_actions() -> None:
+    sio = make_server(read_only=True)
+    with serve(sio.asgi_app()) as url:
+        result = run_scenario("read-only", url)
+    assert result["features"] == ["AGGREGATED_EVENTS", "ALL_EVENTS"]
+    assert result["connected"] is True
+    assert "attic" not in result["rooms"]
+    assert result["booed"] is False
+
+
+def load_chat() -> Any:
+    spec = importlib.util.spec_from_file_location("chat_admin_ui", ROOT / "examples/chat/app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_admin_ui_page_in_chromium() -> None:
+    node = require_node()
+    require(CHROMIUM.exists(), f"Chromium not found at {CHROMIUM}")
+    require((ROOT / "client-js/node_modules/playwright-core").is_dir(), "npm ci in client-js")
+    dist = NODE_DIR / "node_modules/@socket.io/admin-ui/ui/dist/index.html"
+    require(dist.is_file(), "npm ci in tests/node (the Admin UI's page)")
+    chat = load_chat()
+    chat.sio.instrument(auth=AUTH, mode="development")
+    with serve(chat.app) as url:
+        proc = subprocess.run(
+            [node, "test/browser/admin_ui.mjs", url, USER, PASSWORD],
+            cwd=ROOT / "client-js",
+            capture_output=True,
+            text=True,
+            timeout=100,
+            check=False,
+        )
+        assert proc.returncode == 0, f"browser script failed:\n{proc.stderr}\n{proc.stdout}"
+        seen = json.loads(proc.stdout.strip().splitlines()[-1])
+        steps = {step["name"]: step for step in seen["steps"]}
+        alice = steps["chat connected"]["aliceId"]
+        wait_for(lambda: alice not in chat.sio.main.sockets)
+    assert "WebSocket" in steps["socket listed"]["row"]
+    details = steps["socket details"]["details"]
+    assert "Transport WebSocket" in details
+    assert f"Rooms ID {alice} kitchen" in details
+    assert '"nick": "alice"' in details
+    assert "Event received Event name: nick" in steps["events"]["events"]
+    assert steps["disconnected from the UI"]["reasons"] == ["io server disconnect"]

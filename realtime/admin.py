@@ -11,6 +11,7 @@ and transport upgrades are found by comparing snapshots on each stats tick, so
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket as _host
@@ -23,12 +24,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import anyio.to_thread
 
+from realtime.adapters.memory import InMemoryAdapter
 from realtime.exceptions import ConnectionRefusedError
 
 if TYPE_CHECKING:
     from realtime.socketio.namespace import Namespace
     from realtime.socketio.server import Server
     from realtime.socketio.socket import Socket
+
+logger = logging.getLogger(__name__)
 
 Mode = Literal["development", "production"]
 
@@ -136,6 +140,8 @@ class Monitor:
 
     def count(self, kind: str, sub: str | None = None, n: int = 1) -> None:
         """An aggregated event (``rawConnection``, ``rawDisconnection``...) for the charts."""
+        if not self.ticking:
+            self._start_ticking()
         key = (int(time.time()), kind, sub)
         self.events[key] = self.events.get(key, 0) + n
 
@@ -165,8 +171,14 @@ class Monitor:
     # -- the /admin namespace -----------------------------------------------------
 
     async def _emit(self, event: str, *args: Any) -> None:
-        if self.admin.sockets:
+        """To every UI; a failure (a cluster adapter down) is logged, never raised into
+        the server's connect and disconnect paths, which call this."""
+        if not self.has_audience():
+            return
+        try:
             await self.admin.emit(event, *args)
+        except Exception:
+            logger.exception("could not send %s to the Admin UI", event)
 
     async def middleware(self, socket: Socket) -> None:
         if self.auth is None:
@@ -194,6 +206,15 @@ class Monitor:
             await socket.emit("all_sockets", sockets)
         await socket.emit("server_stats", self.stats())
         if not self.ticking:
+            self._start_ticking()
+
+    def has_audience(self) -> bool:
+        """A UI may be listening: one is connected here, or on another node of a cluster
+        (whose adapter forwards what this node emits)."""
+        return bool(self.admin.sockets) or not isinstance(self.admin.adapter, InMemoryAdapter)
+
+    def _start_ticking(self) -> None:
+        if self.server.engine.running:
             self.ticking = True
             self.server.engine.start_soon(self._tick)
 
@@ -249,10 +270,12 @@ class Monitor:
     async def _tick(self) -> None:
         while True:
             await anyio.sleep(self.stats_interval)
-            if self.admin.sockets:
-                await self._emit("server_stats", self.stats())
-                if self.development:
-                    await self._report_changes()
+            if not self.has_audience():
+                self.events = {}  # nobody to chart them for: keep memory flat
+                continue
+            await self._emit("server_stats", self.stats())
+            if self.development:
+                await self._report_changes()
 
     async def _report_changes(self) -> None:
         """Room and transport changes since the last tick, as the UI's events."""

@@ -73,6 +73,10 @@ def test_login_list_watch_disconnect() -> None:
     sio = make_server(mode="development")
     with serve(sio.asgi_app()) as url:
         result = run_scenario("login", url)
+        # Every socket gone, nothing of them is left in the monitor.
+        assert sio.monitor is not None
+        monitor = sio.monitor
+        wait_for(lambda: not monitor.seen and not sio.connections)
     assert len(result["session"]) == 16
     assert {"JOIN", "LEAVE", "DISCONNECT", "MDISCONNECT", "ALL_EVENTS"} <= set(result["features"])
     listed = result["listed"]

@@ -141,7 +141,7 @@ class Monitor:
     def count(self, kind: str, sub: str | None = None, n: int = 1) -> None:
         """An aggregated event (``rawConnection``, ``rawDisconnection``...) for the charts."""
         if not self.ticking:
-            self._start_ticking()
+            self.start()
         key = (int(time.time()), kind, sub)
         self.events[key] = self.events.get(key, 0) + n
 
@@ -206,15 +206,17 @@ class Monitor:
             await socket.emit("all_sockets", sockets)
         await socket.emit("server_stats", self.stats())
         if not self.ticking:
-            self._start_ticking()
+            self.start()
 
     def has_audience(self) -> bool:
         """A UI may be listening: one is connected here, or on another node of a cluster
         (whose adapter forwards what this node emits)."""
-        return bool(self.admin.sockets) or not isinstance(self.admin.adapter, InMemoryAdapter)
+        return bool(self.admin.sockets) or type(self.admin.adapter) is not InMemoryAdapter
 
-    def _start_ticking(self) -> None:
-        if self.server.engine.running:
+    def start(self) -> None:
+        """Start the stats tick (the server does when it starts; a late ``instrument()``
+        starts it on the first connection)."""
+        if self.server.engine.running and not self.ticking:
             self.ticking = True
             self.server.engine.start_soon(self._tick)
 

@@ -225,6 +225,8 @@ class Server:
             try:
                 async with self.engine.lifespan():
                     self.engine.start_soon(self._close_unjoined)
+                    if self.monitor is not None:
+                        self.monitor.start()
                     yield
             finally:
                 self._started = False

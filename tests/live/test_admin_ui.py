@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -53,12 +54,12 @@ def make_server(**options: Any) -> Server:
     return sio
 
 
-def run_scenario(name: str, url: str) -> Any:
+def run_scenario(name: str, url: str, *more: str) -> Any:
     node = require_node()
     admin_ui = NODE_DIR / "node_modules" / "@socket.io" / "admin-ui"
     require(admin_ui.is_dir(), "npm ci in tests/node")
     proc = subprocess.run(
-        [node, "admin_scenario.mjs", name, url, USER, PASSWORD],
+        [node, "admin_scenario.mjs", name, url, USER, PASSWORD, *more],
         cwd=NODE_DIR,
         capture_output=True,
         text=True,
@@ -151,3 +152,26 @@ def test_admin_ui_page_in_chromium() -> None:
     assert '"nick": "alice"' in details
     assert "Event received Event name: nick" in steps["events"]["events"]
     assert steps["disconnected from the UI"]["reasons"] == ["io server disconnect"]
+
+
+def test_cluster_of_two_nodes() -> None:
+    """Both nodes instrumented over the Redis adapter: a UI on node A sees A and B, a user
+    of B connecting, and disconnects it (the action crosses to B through the adapter)."""
+    from tests.live.redis_servers import require_shared_redis, unique_key
+
+    sys.path.insert(0, str(ROOT / "examples" / "cluster"))
+    from node import build
+
+    redis, key = require_shared_redis(), unique_key()
+    nodes = []
+    for name in ("node-a", "node-b"):
+        sio, app = build(redis, name, key=key)
+        sio.instrument(auth=AUTH, server_id=name, stats_interval=0.2)
+        nodes.append(app)
+    with serve(nodes[0]) as url_a, serve(nodes[1]) as url_b:
+        result = run_scenario("cluster", url_a, url_b)
+    assert result["servers"] == ["node-a", "node-b"]
+    assert result["listed"]["data"] == {"node": "node-b"}
+    assert result["listed"]["rooms"] == [result["listed"]["id"]]
+    assert result["reason"] == "server namespace disconnect"
+    assert result["clientReason"] == "io server disconnect"

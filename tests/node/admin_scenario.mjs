@@ -1,5 +1,5 @@
 // The Admin UI's protocol with the official socket.io-client, as the UI speaks it.
-// Usage: node admin_scenario.mjs <scenario> <url> <username> <password>
+// Usage: node admin_scenario.mjs <scenario> <url> <username> <password> [second node url]
 // Prints one JSON line with what the clients observed; exits non-zero on failure.
 import { io } from "socket.io-client";
 
@@ -109,6 +109,27 @@ const scenarios = {
     const [[sockets]] = await Promise.all([b.got.all_sockets]);
     const listed = sockets.find((s) => s.id === bob.id);
     return { features: config.supportedFeatures, connected: bob.connected, rooms: listed.rooms, booed };
+  },
+
+  // Two nodes (the second node's url comes last):
+  // a UI on the first sees both servers, a user of the second, and disconnects it.
+  async cluster() {
+    const other = process.argv[6];
+    const servers = new Set();
+    const a = admin({ username, password });
+    const both = until(a, "server_stats", (stats) => servers.add(stats.serverId).size >= 2, 15000);
+    await once(a, "connect");
+    await both;
+    const carol = io(other, { forceNew: true, reconnection: false, auth: { room: "roof" } });
+    const seen = until(a, "socket_connected", (s) => s.nsp === "/", 15000);
+    await once(carol, "connect");
+    const carolId = carol.id;
+    const [listed] = await seen;
+    const gone = until(a, "socket_disconnected", (n, id) => id === carolId, 15000);
+    const carolReason = once(carol, "disconnect", 15000);
+    a.emit("_disconnect", "/", false, carolId);
+    const [[, , reason], [clientReason]] = await Promise.all([gone, carolReason]);
+    return { servers: [...servers].sort(), listed, reason, clientReason };
   },
 };
 

@@ -383,7 +383,10 @@ class EngineServer:
             await send_text(send, str(exc), cors, status=500)
             return
         session = self._new_session(scope, "polling", query)
-        await send_text(send, self._open_packet(session).polling, cors)
+        opening = self._open_packet(session).polling
+        await send_text(send, opening, cors)
+        if self.observer is not None:
+            self.observer.bytes_out("polling", len(opening))
         await self._connected(session)
 
     async def _connected(self, session: EngineSession) -> None:

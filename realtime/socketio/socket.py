@@ -215,10 +215,11 @@ class Socket:
             return True
         if self.state not in _LIVE:
             return False
+        sent = await self.connection.session.send_now(frames)
         observer = self.namespace.server.observer
-        if observer is not None and packet.type is PacketType.EVENT:
+        if sent and observer is not None and packet.type is PacketType.EVENT:
             observer.events_out(self.namespace.name, 1)
-        return await self.connection.session.send_now(frames)
+        return sent
 
     def write(self, frames: Sequence[OutPacket], *, volatile: bool = False) -> bool:
         """Queue encoded frames; ``False`` if dropped (closed, volatile and not writable, full)."""

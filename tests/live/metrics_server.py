@@ -8,6 +8,7 @@ registry.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -23,6 +24,7 @@ from realtime.metrics import metrics_app
 #: Small enough that one "big" event overflows it.
 MAX_BUFFER = 64 * 1024
 BIG = 100_000
+BLOCK = 1.0
 
 
 def make_app(registry: CollectorRegistry | None) -> tuple[Server, ASGIApp]:
@@ -36,6 +38,12 @@ def make_app(registry: CollectorRegistry | None) -> tuple[Server, ASGIApp]:
     @sio.on("pid")
     async def pid(socket: Socket) -> int:
         return os.getpid()
+
+    @sio.on("block")
+    async def block(socket: Socket) -> None:
+        # Keeps this worker from accepting connections for a moment (the
+        # multiprocess test uses it to reach the other worker).
+        time.sleep(BLOCK)  # noqa: ASYNC251 - blocking the loop is the point
 
     @sio.on("ask")
     async def ask(socket: Socket) -> None:

@@ -21,6 +21,7 @@ import pytest
 import socketio
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import connect
 
 from tests.live.metrics_server import make_app
 from tests.servers import PYTHON, serve, serve_process
@@ -234,6 +235,54 @@ async def test_drops_and_exact_bytes_over_polling(served: str) -> None:
         assert value(samples, "realtime_handshakes_total", transport="polling") == 1
 
 
+async def test_upgrade_after_connecting_moves_the_client(served: str) -> None:
+    """A client that joined over polling and then upgrades counts as WebSocket."""
+    async with httpx.AsyncClient() as http:
+        raw = RawPolling(http, served)
+        await raw.open()
+        await raw.post("40")
+        assert (await raw.get()).startswith("40")
+        ws_url = raw.url.replace("http://", "ws://").replace(
+            "transport=polling", "transport=websocket"
+        )
+        # A probe abandoned before "5": a failed upgrade; the client stays on polling.
+        async with connect(ws_url) as ws:
+            await ws.send("2probe")
+            assert await ws.recv() == "3probe"
+        samples = await scrape_until(
+            served, lambda s: value(s, "realtime_upgrades_total", stage="failed") == 1
+        )
+        assert value(samples, "realtime_connected_clients", transport="polling", namespace="/") == 1
+        async with connect(ws_url) as ws:
+            await ws.send("2probe")
+            assert await ws.recv() == "3probe"
+            await ws.send("5")
+            samples = await scrape_until(
+                served, lambda s: value(s, "realtime_upgrades_total", stage="completed") == 1
+            )
+            assert value(samples, "realtime_upgrades_total", stage="started") == 2
+            for transport, count in (("polling", 0), ("websocket", 1)):
+                assert (
+                    value(samples, "realtime_connected_clients", transport=transport, namespace="/")
+                    == count
+                )
+            await ws.send('42["echo",1]')
+            samples = await scrape_until(
+                served, lambda s: value(s, "realtime_events_received_total", namespace="/") == 1
+            )
+            # Only frames of the open session count, not the probe exchange.
+            received = value(samples, "realtime_bytes_received_total", transport="websocket")
+            assert received == len('42["echo",1]')
+        samples = await scrape_until(served, lambda s: total(s, "realtime_disconnects_total") == 1)
+        assert (
+            value(samples, "realtime_disconnects_total", namespace="/", reason="transport close")
+            == 1
+        )
+        assert (
+            value(samples, "realtime_connected_clients", transport="websocket", namespace="/") == 0
+        )
+
+
 async def test_workers_aggregate_in_multiprocess_mode(tmp_path: Path) -> None:
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     args = [PYTHON, "-m", "uvicorn", "tests.live.metrics_server:app", "--workers", "2"]
@@ -242,15 +291,18 @@ async def test_workers_aggregate_in_multiprocess_mode(tmp_path: Path) -> None:
         socks: list[socketio.AsyncClient] = []
         pids: set[int] = set()
         try:
-            # Connect batches at once until both workers hold clients, so the
-            # scrape (served by one of them) must add up the other's values too.
-            for _ in range(8):
-                batch = await asyncio.gather(*(client(base, ["websocket"]) for _ in range(8)))
-                socks += [sock for sock, _ in batch]
-                pids |= set(await asyncio.gather(*(s.call("pid", timeout=5) for s, _ in batch)))
-                if len(pids) == 2:
-                    break
-            assert len(pids) == 2, "every client went to the same worker"
+            # Until both workers hold a client: the last client's worker is kept
+            # busy (its loop blocked) so that the next connection goes to the
+            # other one. The scrape, served by either, must add up both.
+            blocks = 0
+            while len(pids) < 2:
+                assert len(socks) < 10, "every client went to the same worker"
+                if socks:
+                    await socks[-1].emit("block")
+                    blocks += 1
+                sock, _ = await client(base, ["websocket"])
+                socks.append(sock)
+                pids.add(await sock.call("pid", timeout=5))
             clients = len(socks)
             samples = await scrape_until(
                 base,
@@ -260,7 +312,9 @@ async def test_workers_aggregate_in_multiprocess_mode(tmp_path: Path) -> None:
                 ),
             )
             assert value(samples, "realtime_handshakes_total", transport="websocket") == clients
-            assert value(samples, "realtime_events_received_total", namespace="/") == clients
+            assert (
+                value(samples, "realtime_events_received_total", namespace="/") == clients + blocks
+            )
             assert (
                 value(
                     samples, "realtime_handler_duration_seconds_count", namespace="/", event="pid"

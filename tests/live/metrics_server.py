@@ -52,6 +52,13 @@ def make_app(registry: CollectorRegistry | None) -> tuple[Server, ASGIApp]:
         except AckTimeoutError:
             await socket.emit("timed-out")
 
+    @sio.on("ask-all")
+    async def ask_all(socket: Socket) -> None:
+        try:
+            await sio.timeout(0.3).emit_with_ack("question")
+        except AckTimeoutError:
+            await socket.emit("timed-out")
+
     @sio.on("shout")
     async def shout(socket: Socket, text: str) -> None:
         await sio.emit("news", text)

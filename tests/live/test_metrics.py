@@ -179,6 +179,29 @@ async def test_traffic_over_every_transport(served: str) -> None:
     assert value(samples, "realtime_redis_connected") == 0
 
 
+async def test_broadcast_ack_timeout(served: str) -> None:
+    sock, got = await client(served, ["websocket"])
+    answer = asyncio.Event()
+
+    async def question() -> str:
+        await answer.wait()
+        return "late"
+
+    sock.on("question", question)
+    try:
+        await sock.emit("ask-all")
+        await until(lambda: ("timed-out",) in got)
+    finally:
+        answer.set()
+        await sock.disconnect()
+    samples = await scrape(served)
+    assert value(samples, "realtime_ack_timeouts_total", namespace="/") == 1
+    assert value(samples, "realtime_broadcast_recipients_count", namespace="/") == 1
+    assert value(samples, "realtime_broadcast_recipients_sum", namespace="/") == 1
+    # question (broadcast to one) and timed-out.
+    assert value(samples, "realtime_events_sent_total", namespace="/") == 2
+
+
 class RawPolling:
     """An Engine.IO polling client that polls only when told to."""
 

@@ -4,6 +4,9 @@
 
     sio = Server(adapter=RedisAdapter.factory(url="redis://127.0.0.1:6379"))
 
+The URL may also name a Sentinel-managed primary (``redis+sentinel://...``)
+or a Redis Cluster (``redis+cluster://...``): see :mod:`realtime.redis_topology`.
+
 One :class:`RedisLink` per server (one subscriber connection, a small pool
 for publishing) serves every namespace; it runs in the server's lifespan,
 reconnects and resubscribes by itself with backoff, and exposes its
@@ -51,6 +54,7 @@ from realtime.adapters.cluster import (
 from realtime.adapters.memory import InMemoryAdapter
 from realtime.adapters.redis_wire import RequestType
 from realtime.exceptions import ClusterTimeoutError, ClusterUnavailableError, ProtocolError
+from realtime.redis_topology import coredis_client, describe
 from realtime.socketio.handlers import ack_value
 
 if TYPE_CHECKING:
@@ -129,13 +133,12 @@ class RedisLink:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        client: coredis.Redis[bytes] = coredis.Redis.from_url(
+        connect = coredis_client(
             self.options.url,
-            decode_responses=False,
             connect_timeout=self.options.connect_timeout,
             retry_policy=coredis.retry.NoRetryPolicy(),
         )
-        async with client, anyio.create_task_group() as tg:
+        async with connect as client, anyio.create_task_group() as tg:
             self._client = client
             self._tg = tg
             tg.start_soon(self._drain_outbox)
@@ -162,9 +165,9 @@ class RedisLink:
         )
         if changed:
             if subscribed:
-                logger.info("Redis link up at %s: subscribed", self.options.url)
+                logger.info("Redis link up at %s: subscribed", describe(self.options.url))
             elif old.connected:
-                logger.warning("Redis link down at %s: %s", self.options.url, error)
+                logger.warning("Redis link down at %s: %s", describe(self.options.url), error)
 
     async def _supervise(self) -> None:
         attempt = 0
@@ -233,7 +236,7 @@ class RedisLink:
                 if not self.health.subscribed:
                     logger.warning(
                         "Redis at %s not reachable yet (%s): serving local clients, retrying",
-                        self.options.url,
+                        describe(self.options.url),
                         self.health.last_error,
                     )
             return

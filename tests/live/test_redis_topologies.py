@@ -1,0 +1,103 @@
+"""The Redis adapter and emitters on a Redis Cluster and behind Sentinel, all real servers.
+
+Each test starts its own redis-server processes on free ports (a 3-primary
+cluster, or a primary + Sentinel) and two node processes (tests/live/cluster_node.py)
+given the ``redis+cluster://`` or ``redis+sentinel://`` URL; the official
+socket.io-client drives every cluster operation (tests/node/cluster_scenario.mjs),
+and python-socketio clients receive what the emitters publish.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+import socketio
+
+from realtime import AsyncEmitter, Emitter
+from tests.live.redis_servers import (
+    cluster_nodes,
+    get_json,
+    redis_cluster,
+    redis_sentinel,
+    unique_key,
+    wait_until,
+)
+from tests.live.test_cluster import check_scenario, run_scenario
+
+pytestmark = [pytest.mark.live, pytest.mark.redis, pytest.mark.node, pytest.mark.timeout(90)]
+
+
+class Inbox:
+    """A python-socketio client on one node that records ``news`` events."""
+
+    def __init__(self, base: str) -> None:
+        self.got: list[Any] = []
+        self.lock = threading.Lock()
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("news", self._news)
+        self.client.connect(base, wait_timeout=10)
+
+    def _news(self, *args: Any) -> None:
+        with self.lock:
+            self.got.append(list(args))
+
+    def seen(self) -> list[Any]:
+        with self.lock:
+            return list(self.got)
+
+    def close(self) -> None:
+        self.client.disconnect()
+
+
+def inboxes(bases: list[str]) -> Iterator[list[Inbox]]:
+    boxes: list[Inbox] = []
+    try:
+        boxes.extend(Inbox(base) for base in bases)
+        yield boxes
+    finally:
+        for box in boxes:
+            box.close()
+
+
+def emit_with_both_emitters(url: str, key: str, bases: list[str]) -> None:
+    """Emitter and AsyncEmitter on ``url`` reach the clients of every node."""
+    for box_list in inboxes(bases):
+        with Emitter(url, key=key) as emitter:
+            emitter.emit("news", "sync", 1)
+        wait_until(lambda: all(["sync", 1] in b.seen() for b in box_list), "the sync emit")
+
+        async def emit_async() -> None:
+            async with AsyncEmitter(url, key=key) as emitter:
+                await emitter.emit("news", "async", {"k": [1]})
+
+        anyio.run(emit_async)
+        wait_until(
+            lambda: all(["async", {"k": [1]}] in b.seen() for b in box_list), "the async emit"
+        )
+
+
+def test_redis_cluster() -> None:
+    """Two nodes on a 3-primary Redis Cluster: every cluster operation, then the emitters."""
+    with redis_cluster() as ports:
+        url = "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports[:2])
+        key = unique_key()
+        with cluster_nodes(url, ["a", "b"], key) as nodes:
+            bases = [base for base, _ in nodes]
+            seen = run_scenario(bases)
+            check_scenario(seen, ["a", "b"])
+            emit_with_both_emitters(url, key, bases)
+
+
+def test_redis_sentinel() -> None:
+    """Two nodes on the primary a Sentinel names: every cluster operation, then the emitters."""
+    with redis_sentinel() as setup:
+        key = unique_key()
+        with cluster_nodes(setup.url, ["a", "b"], key) as nodes:
+            bases = [base for base, _ in nodes]
+            seen = run_scenario(bases)
+            check_scenario(seen, ["a", "b"])
+            emit_with_both_emitters(setup.url, key, bases)

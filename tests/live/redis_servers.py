@@ -190,7 +190,7 @@ def _wait_redis(port: int, proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.02)
 
 
-def _cli(*args: str) -> str:
+def redis_cli(*args: str) -> str:
     cli = shutil.which("redis-cli")
     require(cli is not None, "redis-cli is not installed")
     assert cli is not None
@@ -242,11 +242,11 @@ def redis_cluster(masters: int = 3) -> Iterator[list[int]]:
             for port, proc in zip(ports, procs, strict=True):
                 _wait_redis(port, proc)
             nodes = [f"127.0.0.1:{port}" for port in ports]
-            _cli("--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes")
+            redis_cli("--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes")
 
             def ready() -> bool:
                 return all(
-                    "cluster_state:ok" in _cli("-p", str(port), "cluster", "info")
+                    "cluster_state:ok" in redis_cli("-p", str(port), "cluster", "info")
                     for port in ports
                 )
 
@@ -295,13 +295,18 @@ class SentinelSetup:
         _wait_redis(self.sentinel_port, proc)
 
     def primary(self) -> int:
-        out = _cli(
+        out = redis_cli(
             "-p", str(self.sentinel_port), "sentinel", "get-master-addr-by-name", "mymaster"
         )
         return int(out.split()[1])
 
+    def replicas(self) -> int:
+        """How many replicas the Sentinel knows of (it finds them from the primary's INFO)."""
+        fields = self.sentinel("master", "mymaster").split()
+        return int(fields[fields.index("num-slaves") + 1])
+
     def sentinel(self, *args: str) -> str:
-        return _cli("-p", str(self.sentinel_port), "sentinel", *args)
+        return redis_cli("-p", str(self.sentinel_port), "sentinel", *args)
 
     def stop(self) -> None:
         _stop_all(self.procs)

@@ -9,6 +9,7 @@ and python-socketio clients receive what the emitters publish.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +21,7 @@ import socketio
 from realtime import AsyncEmitter, Emitter
 from tests.live.redis_servers import (
     cluster_nodes,
-    get_json,
+    redis_cli,
     redis_cluster,
     redis_sentinel,
     unique_key,
@@ -53,6 +54,7 @@ class Inbox:
         self.client.disconnect()
 
 
+@contextlib.contextmanager
 def inboxes(bases: list[str]) -> Iterator[list[Inbox]]:
     boxes: list[Inbox] = []
     try:
@@ -65,19 +67,17 @@ def inboxes(bases: list[str]) -> Iterator[list[Inbox]]:
 
 def emit_with_both_emitters(url: str, key: str, bases: list[str]) -> None:
     """Emitter and AsyncEmitter on ``url`` reach the clients of every node."""
-    for box_list in inboxes(bases):
+    with inboxes(bases) as boxes:
         with Emitter(url, key=key) as emitter:
             emitter.emit("news", "sync", 1)
-        wait_until(lambda: all(["sync", 1] in b.seen() for b in box_list), "the sync emit")
+        wait_until(lambda: all(["sync", 1] in b.seen() for b in boxes), "the sync emit")
 
         async def emit_async() -> None:
             async with AsyncEmitter(url, key=key) as emitter:
                 await emitter.emit("news", "async", {"k": [1]})
 
         anyio.run(emit_async)
-        wait_until(
-            lambda: all(["async", {"k": [1]}] in b.seen() for b in box_list), "the async emit"
-        )
+        wait_until(lambda: all(["async", {"k": [1]}] in b.seen() for b in boxes), "the async emit")
 
 
 def test_redis_cluster() -> None:
@@ -101,3 +101,58 @@ def test_redis_sentinel() -> None:
             seen = run_scenario(bases)
             check_scenario(seen, ["a", "b"])
             emit_with_both_emitters(setup.url, key, bases)
+
+
+def numsub(port: int, channel: str) -> int:
+    out = redis_cli("-p", str(port), "pubsub", "numsub", channel)
+    return int(out.split()[1])
+
+
+def test_sentinel_failover() -> None:
+    """After a Sentinel failover the nodes' links reconnect to the new primary:
+    they subscribe there, and the cluster operations and the emitters work again."""
+    with redis_sentinel(replica=True) as setup:
+        assert setup.replica_port is not None
+        wait_until(lambda: setup.replicas() == 1, "the Sentinel to see the replica")
+        key = unique_key()
+        request_channel = f"{key}-request#/#"
+        with cluster_nodes(setup.url, ["a", "b"], key) as nodes:
+            bases = [base for base, _ in nodes]
+            wait_until(lambda: numsub(setup.primary_port, request_channel) == 2, "subscribed")
+            setup.sentinel("failover", "mymaster")
+            wait_until(lambda: setup.primary() == setup.replica_port, "the failover")
+            wait_until(
+                lambda: numsub(setup.replica_port, request_channel) == 2,
+                "both nodes subscribed on the new primary",
+            )
+            seen = run_scenario(bases)
+            check_scenario(seen, ["a", "b"])
+            emit_with_both_emitters(setup.url, key, bases)
+
+
+def test_cluster_server_count_sums_every_node() -> None:
+    """``PUBSUB NUMSUB`` counts one node's subscribers only: the link sums it over
+    the cluster's nodes, as Node's adapter does, wherever the subscribers sit."""
+    import redis
+
+    from realtime.adapters.redis import RedisLink, RedisOptions
+
+    channel = f"{unique_key()}-request#/#"
+    with redis_cluster() as ports:
+        subscribers = [redis.Redis(port=port).pubsub() for port in ports]
+        try:
+            for pubsub in subscribers:
+                pubsub.subscribe(channel)
+                pubsub.get_message(timeout=5)  # the subscribe confirmation
+            url = f"redis+cluster://127.0.0.1:{ports[0]}"
+
+            async def count() -> int:
+                link = RedisLink(RedisOptions(url=url))
+                async with link.running():
+                    await link.listen({}, {})
+                    return await link.server_count(channel)
+
+            assert anyio.run(count) == len(ports)
+        finally:
+            for pubsub in subscribers:
+                pubsub.close()

@@ -153,7 +153,9 @@ class Emitter(_Chain):
         """Send ``event`` with ``args`` to every selected client of the cluster.
 
         Returns the number of subscriptions (about one per server node) that
-        received it: 0 means no node was listening, and the event is lost.
+        received it: 0 means no node was listening, and the event is lost. On
+        a Redis Cluster only the subscriptions of the node that took the
+        publish are counted (the others receive it all the same).
         """
         return self._publish(wire.broadcast(self._key, self._selection, event, args))
 
@@ -246,7 +248,9 @@ class AsyncEmitter(_Chain):
         """Send ``event`` with ``args`` to every selected client of the cluster.
 
         Returns the number of subscriptions (about one per server node) that
-        received it: 0 means no node was listening, and the event is lost.
+        received it: 0 means no node was listening, and the event is lost. On
+        a Redis Cluster only the subscriptions of the node that took the
+        publish are counted (the others receive it all the same).
         """
         return await self._publish(wire.broadcast(self._key, self._selection, event, args))
 

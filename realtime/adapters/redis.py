@@ -54,7 +54,7 @@ from realtime.adapters.cluster import (
 from realtime.adapters.memory import InMemoryAdapter
 from realtime.adapters.redis_wire import RequestType
 from realtime.exceptions import ClusterTimeoutError, ClusterUnavailableError, ProtocolError
-from realtime.redis_topology import coredis_client, describe
+from realtime.redis_topology import Kind, coredis_client, describe, parse
 from realtime.socketio.handlers import ack_value
 
 if TYPE_CHECKING:
@@ -116,6 +116,8 @@ class RedisLink:
 
     def __init__(self, options: RedisOptions) -> None:
         self.options = options
+        #: A Redis Cluster: replies to PUBLISH count one node's subscribers only.
+        self.spans_nodes = parse(options.url).kind is Kind.CLUSTER
         self.health = RedisHealth(False, False, None, time.time())
         self._client: coredis.Redis[bytes] | None = None
         self._pubsub: Any = None
@@ -328,6 +330,8 @@ class RedisAdapterFactory:
 
     def __init__(self, options: RedisOptions) -> None:
         self.options = options
+        #: A Redis Cluster: replies to PUBLISH count one node's subscribers only.
+        self.spans_nodes = parse(options.url).kind is Kind.CLUSTER
         self.link = RedisLink(options)
 
     def __call__(self, namespace: LocalNamespace) -> RedisAdapter:
@@ -505,6 +509,8 @@ class RedisAdapter(InMemoryAdapter):
     async def server_side_emit(self, event: str, args: Sequence[Any]) -> int:
         data = wire.server_side_emit_request(self.uid, [event, *args])
         reached = await self.link.publish(self.channels.request, data)
+        if self.link.spans_nodes:  # PUBLISH counts the receiving node's subscribers only
+            reached = await self.link.server_count(self.channels.request)
         return max(0, reached - 1)  # this server is subscribed too
 
     async def server_side_emit_with_ack(

@@ -90,6 +90,26 @@ def test_redis_cluster() -> None:
             seen = run_scenario(bases)
             check_scenario(seen, ["a", "b"])
             emit_with_both_emitters(url, key, bases)
+            check_server_side_emit_count(ports, key, bases)
+
+
+def check_server_side_emit_count(ports: list[int], key: str, bases: list[str]) -> None:
+    """``server_side_emit`` counts the subscribers of every cluster node, not only
+    those of the node that took the PUBLISH: one more subscriber on each node
+    makes the two differ whichever node that is (last: they answer no request)."""
+    import redis
+
+    subscribers = [redis.Redis(port=port).pubsub() for port in ports]
+    try:
+        for pubsub in subscribers:
+            pubsub.subscribe(f"{key}-request#/#")
+            pubsub.get_message(timeout=5)
+        with inboxes(bases[:1]) as (box,):
+            reached = box.client.call("server-note", "hi", timeout=10)
+        assert reached == len(bases) - 1 + len(ports)
+    finally:
+        for pubsub in subscribers:
+            pubsub.close()
 
 
 def test_redis_sentinel() -> None:

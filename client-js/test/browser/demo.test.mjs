@@ -97,3 +97,42 @@ describe("chat demo greets and marks", { skip }, () => {
     await b.context().close();
   });
 });
+
+describe("examples/starlette_app in Chromium", { skip }, () => {
+  let browser, app;
+  const T = { timeout: 15000 };
+
+  before(async () => {
+    [browser, app] = await Promise.all([launch(), startChat(["-m", "examples.starlette_app.app"])]);
+  });
+  after(async () => {
+    if (browser) await browser.close();
+    if (app) await app.stop();
+  });
+
+  it("clears its input, shows its own messages and renders notices as text", async () => {
+    const ctx = await browser.newContext();
+    const [a, b] = [await ctx.newPage(), await ctx.newPage()];
+    for (const p of [a, b]) {
+      p.on("pageerror", (e) => console.error("pageerror:", e.message));
+      await p.goto(app.url + "/");
+      await p.waitForFunction(() => typeof socket !== "undefined" && socket.connected, null, T);
+    }
+    const bName = await b.textContent("#me");
+    await b.fill("#m", "hello from b");
+    await b.press("#m", "Enter");
+    assert.equal(await b.inputValue("#m"), "", "the input is cleared after sending");
+    await b.waitForFunction(() => document.querySelector("#log li.mine")?.textContent === "me: hello from b ✓", null, T);
+    await a.waitForFunction(
+      (who) => [...document.querySelectorAll("#log li.message")].some((li) => li.textContent === who + ": hello from b"),
+      bName,
+      T,
+    );
+    const res = await fetch(app.url + "/rooms/lobby/notify", { method: "POST", body: JSON.stringify({ text: "hi all" }) });
+    assert.equal(res.status, 200);
+    for (const p of [a, b]) {
+      await p.waitForFunction(() => document.querySelector("#log li.notice")?.textContent === "notice: hi all", null, T);
+    }
+    await ctx.close();
+  });
+});

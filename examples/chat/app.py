@@ -109,7 +109,9 @@ async def message(socket: Socket, text: str) -> str:
     if not room:
         return "no room"
     nick = socket.data["nick"]
-    payload = {"room": room, "nick": nick, "text": clean(text, "", 2000), "ts": time.time()}
+    text = clean(text, "", 2000)
+    # "from" lets each page mark its own messages (a nickname can be taken twice).
+    payload = {"room": room, "nick": nick, "from": socket.id, "text": text, "ts": time.time()}
     await sio.to(room).emit("message", payload)
     return "ok"
 
@@ -141,9 +143,24 @@ async def index(request: Any) -> FileResponse:
 
 app = sio.asgi_app(Starlette(routes=[Route("/", index)]))
 
+
+def greeting(host: str, port: int) -> str:
+    """What `make demo` prints: where the chat is and what to try there."""
+    url = f"http://{host}:{port}/"
+    return "\n".join(
+        [
+            f"realtime chat demo: open {url}",
+            f"  - open it in two tabs (or {url}?nick=ann&room=lobby and ?nick=bob) and chat;",
+            f"  - {url}?transports=polling keeps a tab on HTTP long-polling;",
+            "  - stop the server (Ctrl-C) and start it again: the tabs reconnect.",
+        ]
+    )
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
+    print(greeting(args.host, args.port), flush=True)
     realtime.run(app, host=args.host, port=args.port, log_level="warning")

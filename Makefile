@@ -1,10 +1,11 @@
 # make demo  - install what is needed, run the chat demo on http://127.0.0.1:8000
-# make test  - install what is needed, run every test (Python, Node client, browser)
+# make test  - install what is needed, run every test (Python, Node client, browser), build the docs
+# make docs  - build the documentation site into site/ (mkdocs build --strict)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest node-test install node-install bench bench-quick bench-install clean
+.PHONY: demo test docs lint typecheck pytest node-test install node-install bench bench-quick bench-install clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +41,14 @@ pytest: install node-install
 node-test: install node-install
 	cd client-js && npm test
 
-test: lint typecheck pytest node-test
+$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+test: lint typecheck pytest node-test docs
 
 benchmarks/node_modules/.installed: benchmarks/package-lock.json
 	cd benchmarks && npm ci --no-audit --no-fund
@@ -56,4 +64,4 @@ bench: bench-install
 	$(BIN)/python -m benchmarks.run --full
 
 clean:
-	rm -rf $(VENV) client-js/node_modules tests/node/node_modules benchmarks/node_modules
+	rm -rf $(VENV) site client-js/node_modules tests/node/node_modules benchmarks/node_modules

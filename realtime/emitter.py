@@ -7,7 +7,7 @@ so it drives a cluster of our nodes, of Node nodes, or of both.
 :class:`Emitter` blocks (redis-py's client), for sync code such as a Celery task;
 :class:`AsyncEmitter` awaits (coredis, on anyio: asyncio and trio alike)::
 
-    emitter = Emitter("redis://127.0.0.1:6379/0")
+    emitter = Emitter("redis://127.0.0.1:6379/0")  # or redis+sentinel://, redis+cluster://
     emitter.to("room-1").emit("news", {"id": 1})
 
     async with AsyncEmitter("redis://127.0.0.1:6379/0") as emitter:
@@ -30,9 +30,11 @@ import anyio
 from realtime import emitter_wire as wire
 from realtime.emitter_wire import DEFAULT_KEY, Publish, Selection
 from realtime.exceptions import PublishError
+from realtime.redis_topology import coredis_client, redis_py_client
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from contextlib import AbstractAsyncContextManager
 
     import coredis
     import redis
@@ -86,6 +88,16 @@ class _Chain:
         return self._selection.namespace
 
 
+class _ClientBox:
+    """The coredis client an :class:`AsyncEmitter` and its chained copies share."""
+
+    __slots__ = ("client", "connect")
+
+    def __init__(self, client: coredis.Redis[bytes] | None) -> None:
+        self.client = client
+        self.connect: AbstractAsyncContextManager[coredis.Redis[bytes]] | None = None
+
+
 def _missing(extra_package: str) -> ImportError:
     return ImportError(
         f"the emitter needs {extra_package!r}: install realtime[redis] "
@@ -116,12 +128,11 @@ class Emitter(_Chain):
         self._owns_client = client is None
         if client is None:
             try:
-                import redis as redis_py
                 from redis.backoff import NoBackoff
                 from redis.retry import Retry
             except ImportError:
                 raise _missing("redis") from None
-            client = redis_py.Redis.from_url(
+            client = redis_py_client(
                 url,
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
@@ -142,7 +153,9 @@ class Emitter(_Chain):
         """Send ``event`` with ``args`` to every selected client of the cluster.
 
         Returns the number of subscriptions (about one per server node) that
-        received it: 0 means no node was listening, and the event is lost.
+        received it: 0 means no node was listening, and the event is lost. On
+        a Redis Cluster only the subscriptions of the node that took the
+        publish are counted (the others receive it all the same).
         """
         return self._publish(wire.broadcast(self._key, self._selection, event, args))
 
@@ -192,7 +205,7 @@ class AsyncEmitter(_Chain):
     not decode responses); the emitter then neither opens nor closes it.
     """
 
-    __slots__ = ("_client", "_owns_client", "_timeout")
+    __slots__ = ("_box", "_owns_client", "_timeout")
 
     def __init__(
         self,
@@ -205,27 +218,29 @@ class AsyncEmitter(_Chain):
         super().__init__(key, Selection())
         self._timeout = timeout
         self._owns_client = client is None
+        self._box = _ClientBox(client)  # shared by chained copies, filled on entry
         if client is None:
             try:
-                import coredis as coredis_
                 from coredis.exceptions import ConnectionError as RedisConnectionError
                 from coredis.retry import ConstantRetryPolicy
             except ImportError:
                 raise _missing("coredis") from None
-            client = coredis_.Redis.from_url(
+            self._box.connect = coredis_client(
                 url,
                 connect_timeout=timeout,
                 stream_timeout=timeout,
                 retry_policy=ConstantRetryPolicy((RedisConnectionError,), 1, delay=0),
             )
-        self._client = client
 
     async def _publish(self, message: Publish) -> int:
         import coredis as coredis_
 
+        client = self._box.client
+        if client is None:
+            raise PublishError("the emitter is not entered: use 'async with AsyncEmitter(...)'")
         try:
             with anyio.fail_after(self._timeout):
-                return await self._client.publish(message.channel, message.payload)
+                return await client.publish(message.channel, message.payload)
         except (coredis_.exceptions.RedisError, OSError, TimeoutError) as exc:
             raise PublishError(f"publish to {message.channel!r} failed: {exc!r}") from exc
 
@@ -233,7 +248,9 @@ class AsyncEmitter(_Chain):
         """Send ``event`` with ``args`` to every selected client of the cluster.
 
         Returns the number of subscriptions (about one per server node) that
-        received it: 0 means no node was listening, and the event is lost.
+        received it: 0 means no node was listening, and the event is lost. On
+        a Redis Cluster only the subscriptions of the node that took the
+        publish are counted (the others receive it all the same).
         """
         return await self._publish(wire.broadcast(self._key, self._selection, event, args))
 
@@ -257,8 +274,9 @@ class AsyncEmitter(_Chain):
         await self._publish(wire.server_side_emit(self._key, self._selection, event, args))
 
     async def __aenter__(self) -> Self:
-        if self._owns_client:
-            await self._client.__aenter__()
+        connect = self._box.connect
+        if self._owns_client and connect is not None:
+            self._box.client = await connect.__aenter__()
         return self
 
     async def __aexit__(
@@ -267,5 +285,7 @@ class AsyncEmitter(_Chain):
         exc: BaseException | None,
         tb: types.TracebackType | None,
     ) -> None:
-        if self._owns_client:
-            await self._client.__aexit__(exc_type, exc, tb)
+        connect = self._box.connect
+        if self._owns_client and connect is not None:
+            self._box.client = None
+            await connect.__aexit__(exc_type, exc, tb)

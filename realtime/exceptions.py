@@ -149,6 +149,10 @@ class ClusterError(RealtimeError):
     """A multi-process adapter (Redis) could not reach its peers as asked."""
 
 
+class RedisURLError(ClusterError, ValueError):
+    """A Redis URL the adapter or an emitter cannot read (see :mod:`realtime.redis_topology`)."""
+
+
 class ClusterUnavailableError(ClusterError):
     """The broker is unreachable, so nothing was published to the other nodes.
 

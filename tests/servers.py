@@ -71,10 +71,12 @@ def serve(app: Any, *, port: int | None = None, **uvicorn_options: Any) -> Itera
 
 
 @contextlib.contextmanager
-def serve_process(args: list[str], *, port: int | None = None) -> Iterator[str]:
+def serve_process(
+    args: list[str], *, port: int | None = None, env: dict[str, str] | None = None
+) -> Iterator[str]:
     """Run ``args + ['--port', port]`` as a subprocess; yield its base URL once it accepts."""
     port = port or free_port()
-    proc = subprocess.Popen([*args, "--port", str(port)], cwd=ROOT)
+    proc = subprocess.Popen([*args, "--port", str(port)], cwd=ROOT, env=env)
     try:
         deadline = time.monotonic() + 20
         while True:

@@ -121,7 +121,9 @@ async def message(socket: Socket, text: str) -> str:
     if not room:
         return "no room"
     nick = socket.data["nick"]
-    payload = {"room": room, "nick": nick, "text": clean(text, "", 2000), "ts": time.time()}
+    text = clean(text, "", 2000)
+    # "from" lets each page mark its own messages (a nickname can be taken twice).
+    payload = {"room": room, "nick": nick, "from": socket.id, "text": text, "ts": time.time()}
     await sio.to(room).emit("message", payload)
     return "ok"
 
@@ -161,12 +163,27 @@ def admin_ui_routes() -> list[Route | Mount]:
 
 app = sio.asgi_app(Starlette(routes=[Route("/", index), *admin_ui_routes()]))
 
+
+def greeting(host: str, port: int) -> str:
+    """What `make demo` prints: where the chat is and what to try there."""
+    url = f"http://{host}:{port}/"
+    return "\n".join(
+        [
+            f"realtime chat demo: open {url}",
+            f"  - open it in two tabs (or {url}?nick=ann&room=lobby and ?nick=bob) and chat;",
+            f"  - {url}?transports=polling keeps a tab on HTTP long-polling;",
+            "  - stop the server (Ctrl-C) and start it again: the tabs reconnect.",
+        ]
+    )
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--admin", action="store_true", help="instrument for the Admin UI")
     args = parser.parse_args()
+    print(greeting(args.host, args.port), flush=True)
     if args.admin:
         sio.instrument(auth=False, mode="development")
         print(f"Admin UI: http://{args.host}:{args.port}/admin-ui/")

@@ -1,13 +1,15 @@
 """A Starlette app with realtime beside it: chat rooms, and an HTTP route that emits.
 
-    uvicorn examples.starlette_app.app:app --port 8000
+    python -m examples.starlette_app.app        # http://127.0.0.1:8001 (the chat demo has 8000)
+    uvicorn examples.starlette_app.app:app --port 8001
 
-Open http://127.0.0.1:8000/ in two tabs, then
-``curl -X POST localhost:8000/rooms/lobby/notify -d '{"text": "hi"}'``.
+Open http://127.0.0.1:8001/ in two tabs, then
+``curl -X POST localhost:8001/rooms/lobby/notify -d '{"text": "hi"}'``.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,7 +19,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+import realtime
 from realtime import Server, Socket
+
+PORT = 8001  # not 8000: that is the chat demo's (make demo)
 
 sio = Server()
 
@@ -54,22 +59,47 @@ async def online(request: Request) -> JSONResponse:
 
 
 PAGE = """<!doctype html>
-<title>realtime chat</title>
+<meta charset="utf-8">
+<title>realtime beside Starlette</title>
+<style>
+  body { font: 15px/1.4 system-ui, sans-serif; margin: 16px; }
+  #log { list-style: none; padding: 0; }
+  #log li.mine { color: #2b6cb0; }
+  #log li.notice { color: #718096; font-style: italic; }
+</style>
+<p>You are <b id="me"></b>. Open this page in a second tab, or POST to
+<code>/rooms/lobby/notify</code> to send a notice.</p>
 <ul id="log"></ul>
-<form id="f"><input id="m" autocomplete="off"><button>Send</button></form>
+<form id="f"><input id="m" autocomplete="off" placeholder="Message"><button>Send</button></form>
 <script src="/socket.io/client.js"></script>
 <script>
-  const socket = io({ auth: { name: "guest-" + Math.floor(Math.random() * 1000) } });
-  const log = (text) => {
+  const name = "guest-" + Math.floor(Math.random() * 1000);
+  document.getElementById("me").textContent = name;
+  const socket = io({ auth: { name } });
+  const log = (text, kind) => {
     const li = document.createElement("li");
+    li.className = kind;
     li.textContent = text;
     document.getElementById("log").append(li);
+    return li;
   };
-  socket.on("chat message", (who, text) => log(who + ": " + text));
-  socket.on("notice", (body) => log("notice: " + JSON.stringify(body)));
+  socket.on("chat message", (who, text) => log(who + ": " + text, "message"));
+  socket.on("notice", (body) => {
+    const text = body && typeof body.text === "string" ? body.text : JSON.stringify(body);
+    log("notice: " + text, "notice");
+  });
+  socket.on("left", (who, reason) => log(who + " left (" + reason + ")", "notice"));
   document.getElementById("f").addEventListener("submit", (e) => {
     e.preventDefault();
-    socket.emit("chat message", document.getElementById("m").value);
+    const input = document.getElementById("m");
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = "";
+    // The server sends a message to the others in the room; show ours here, ticked on its ack.
+    const li = log("me: " + text, "mine");
+    socket.emit("chat message", text, (ack) => {
+      if (ack === "delivered") li.textContent += " ✓";
+    });
   });
 </script>
 """
@@ -97,3 +127,11 @@ web = Starlette(
 
 # Socket.IO at /socket.io/ (and its client bundle at /socket.io/client.js); the rest is Starlette.
 app = sio.asgi_app(web)
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=PORT)
+    args = parser.parse_args()
+    print(f"realtime beside Starlette: open http://{args.host}:{args.port}/", flush=True)
+    realtime.run(app, host=args.host, port=args.port, log_level="warning")

@@ -80,8 +80,10 @@ class InMemoryAdapter(Adapter):
         frames = encode_frames(packet)
         deliver = self.namespace.deliver
         # list(): delivery may close a socket whose buffer is full, editing the maps.
+        delivered = 0
         for sid in list(self._targets(opts)):
-            deliver(sid, frames, volatile=opts.volatile)
+            delivered += deliver(sid, frames, volatile=opts.volatile)
+        self._fanned_out(delivered)
 
     async def broadcast_with_ack(
         self,
@@ -110,7 +112,14 @@ class InMemoryAdapter(Adapter):
                 recipients.append(sid)
             else:
                 namespace.forget_ack(sid, packet.id)
+        self._fanned_out(len(recipients))
         on_recipients(recipients)
+
+    def _fanned_out(self, recipients: int) -> None:
+        # Optional in LocalNamespace: a namespace that does not report is fine.
+        report = getattr(self.namespace, "fanned_out", None)
+        if report is not None:
+            report(recipients)
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[SocketDetails]:
         found = (self.namespace.local_socket(sid) for sid in self._targets(opts))

@@ -4,6 +4,9 @@
 
     sio = Server(adapter=RedisAdapter.factory(url="redis://127.0.0.1:6379"))
 
+The URL may also name a Sentinel-managed primary (``redis+sentinel://...``)
+or a Redis Cluster (``redis+cluster://...``): see :mod:`realtime.redis_topology`.
+
 One :class:`RedisLink` per server (one subscriber connection, a small pool
 for publishing) serves every namespace; it runs in the server's lifespan,
 reconnects and resubscribes by itself with backoff, and exposes its
@@ -51,6 +54,7 @@ from realtime.adapters.cluster import (
 from realtime.adapters.memory import InMemoryAdapter
 from realtime.adapters.redis_wire import RequestType
 from realtime.exceptions import ClusterTimeoutError, ClusterUnavailableError, ProtocolError
+from realtime.redis_topology import Kind, coredis_client, describe, parse
 from realtime.socketio.handlers import ack_value
 
 if TYPE_CHECKING:
@@ -112,6 +116,8 @@ class RedisLink:
 
     def __init__(self, options: RedisOptions) -> None:
         self.options = options
+        #: A Redis Cluster: replies to PUBLISH count one node's subscribers only.
+        self.spans_nodes = parse(options.url).kind is Kind.CLUSTER
         self.health = RedisHealth(False, False, None, time.time())
         self._client: coredis.Redis[bytes] | None = None
         self._pubsub: Any = None
@@ -129,13 +135,12 @@ class RedisLink:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        client: coredis.Redis[bytes] = coredis.Redis.from_url(
+        connect = coredis_client(
             self.options.url,
-            decode_responses=False,
             connect_timeout=self.options.connect_timeout,
             retry_policy=coredis.retry.NoRetryPolicy(),
         )
-        async with client, anyio.create_task_group() as tg:
+        async with connect as client, anyio.create_task_group() as tg:
             self._client = client
             self._tg = tg
             tg.start_soon(self._drain_outbox)
@@ -162,9 +167,9 @@ class RedisLink:
         )
         if changed:
             if subscribed:
-                logger.info("Redis link up at %s: subscribed", self.options.url)
+                logger.info("Redis link up at %s: subscribed", describe(self.options.url))
             elif old.connected:
-                logger.warning("Redis link down at %s: %s", self.options.url, error)
+                logger.warning("Redis link down at %s: %s", describe(self.options.url), error)
 
     async def _supervise(self) -> None:
         attempt = 0
@@ -233,7 +238,7 @@ class RedisLink:
                 if not self.health.subscribed:
                     logger.warning(
                         "Redis at %s not reachable yet (%s): serving local clients, retrying",
-                        self.options.url,
+                        describe(self.options.url),
                         self.health.last_error,
                     )
             return
@@ -325,6 +330,8 @@ class RedisAdapterFactory:
 
     def __init__(self, options: RedisOptions) -> None:
         self.options = options
+        #: A Redis Cluster: replies to PUBLISH count one node's subscribers only.
+        self.spans_nodes = parse(options.url).kind is Kind.CLUSTER
         self.link = RedisLink(options)
 
     def __call__(self, namespace: LocalNamespace) -> RedisAdapter:
@@ -502,6 +509,8 @@ class RedisAdapter(InMemoryAdapter):
     async def server_side_emit(self, event: str, args: Sequence[Any]) -> int:
         data = wire.server_side_emit_request(self.uid, [event, *args])
         reached = await self.link.publish(self.channels.request, data)
+        if self.link.spans_nodes:  # PUBLISH counts the receiving node's subscribers only
+            reached = await self.link.server_count(self.channels.request)
         return max(0, reached - 1)  # this server is subscribed too
 
     async def server_side_emit_with_ack(

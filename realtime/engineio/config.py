@@ -19,11 +19,15 @@ AllowRequest = Callable[[HTTPConnection], Awaitable[None]]
 class EngineConfig:
     """Options of an :class:`~realtime.engineio.EngineServer`. Times are in seconds.
 
+    Parameters
+    ----------
     path
         URL path the engine answers on; anything else gets 404.
-    ping_interval, ping_timeout
-        The server sends a ping every ``ping_interval`` and closes the session
-        ("ping timeout") when no pong arrives within ``ping_timeout`` after it.
+    ping_interval
+        The server sends a ping every ``ping_interval``.
+    ping_timeout
+        The session is closed ("ping timeout") when no pong arrives within
+        ``ping_timeout`` after a ping.
     upgrade_timeout
         How long a WebSocket opened to upgrade a polling session may take to
         complete the ``2probe``/``3probe``/``5`` exchange before it is dropped.

@@ -23,6 +23,7 @@ from realtime.engineio.session import CloseReason, SessionState, TimerAction
 from realtime.engineio.session import now as clock
 
 if TYPE_CHECKING:
+    from realtime.engineio.observer import EngineObserver
     from realtime.engineio.server import EngineServer
 
 logger = logging.getLogger("realtime.engineio")
@@ -150,6 +151,10 @@ class EngineSession:
         return self.state.transport
 
     @property
+    def observer(self) -> EngineObserver | None:
+        return self._server.observer
+
+    @property
     def closed(self) -> bool:
         return self.state.close_reason is not None
 
@@ -208,6 +213,8 @@ class EngineSession:
 
     def _overflowed(self) -> None:
         if self.state.close_reason is None:
+            if self._server.observer is not None:
+                self._server.observer.buffer_full()
             logger.warning("session %s: outbound buffer over max_buffer_bytes, closing", self.sid)
             self.abort(CloseReason.TRANSPORT_ERROR)
 
@@ -235,6 +242,7 @@ class EngineSession:
         self._writing = True
         batch: list[OutPacket] = []
         done = 0
+        sent = 0
         try:
             while state.outbox:
                 batch = state.take()
@@ -258,6 +266,7 @@ class EngineSession:
                         if self._write_scope.cancelled_caught:
                             return
                     state.written(packet.size)
+                    sent += packet.size
                     done += 1
                 batch = []
         except Exception as exc:  # the peer is gone; ASGI servers raise their own types
@@ -269,6 +278,8 @@ class EngineSession:
                 state.outbox.extendleft(reversed(batch[done:]))
             self._write_scope = None
             self._writing = False
+            if sent and self._server.observer is not None:
+                self._server.observer.bytes_out("websocket", sent)
             if state.outbox or state.close_reason is not None:
                 self.wake()
 

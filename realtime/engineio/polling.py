@@ -41,6 +41,8 @@ async def handle_get(
         payload, size = body
         try:
             await send_text(send, payload, headers)
+            if session.observer is not None:
+                session.observer.bytes_out("polling", len(payload))
         finally:
             # The packets count against max_buffer_bytes until written.
             session.state.written(size)
@@ -153,6 +155,8 @@ async def _dispatch_post(
             # v4 clients always send text payloads (binary as base64).
             raise PacketDecodeError("binary POST bodies are not used in Engine.IO v4")
         body = await read_body(receive, session.config.max_payload)
+        if session.observer is not None:
+            session.observer.bytes_in("polling", len(body))
         packets = decode_payload(body)
     except _BodyAborted:
         # The client went away mid-body: nothing to answer, the session is broken.

@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from realtime.engineio.config import EngineConfig, Transport
 from realtime.engineio.connection import GRACEFUL, EngineHandler, EngineSession, RequestInfo
 from realtime.engineio.cors import cors_headers, origin_allowed, preflight_headers
+from realtime.engineio.observer import EngineObserver
 from realtime.engineio.packets import OutPacket, PacketType
 from realtime.engineio.polling import handle_get, handle_post
 from realtime.engineio.responses import send_error, send_response, send_text
@@ -95,6 +96,8 @@ class EngineServer:
         self._tg: TaskGroup | None = None
         self._event_type: Callable[[], anyio.Event] = anyio.Event
         self.workers = Workers(self.start_soon, self.new_event)
+        #: Told about handshakes, upgrades, bytes and drops when set (see observer.py).
+        self.observer: EngineObserver | None = None
 
     # -- lifespan -------------------------------------------------------------
 
@@ -160,6 +163,8 @@ class EngineServer:
         for session in list(self.sessions.values()):
             if not session.closed and now >= session.state.deadline():
                 session.on_timer()
+        if self.observer is not None:
+            self.observer.sample(self.sessions.values())
 
     def new_event(self) -> anyio.Event:
         """An ``anyio.Event`` without looking up the running backend each time."""
@@ -358,6 +363,8 @@ class EngineServer:
         )
         session = EngineSession(self, sid, transport, request, self.config)
         self.sessions[sid] = session
+        if self.observer is not None:
+            self.observer.handshake(transport)
         return session
 
     def _open_packet(self, session: EngineSession) -> OutPacket:
@@ -376,7 +383,10 @@ class EngineServer:
             await send_text(send, str(exc), cors, status=500)
             return
         session = self._new_session(scope, "polling", query)
-        await send_text(send, self._open_packet(session).polling, cors)
+        opening = self._open_packet(session).polling
+        await send_text(send, opening, cors)
+        if self.observer is not None:
+            self.observer.bytes_out("polling", len(opening))
         await self._connected(session)
 
     async def _connected(self, session: EngineSession) -> None:

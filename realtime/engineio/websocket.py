@@ -85,6 +85,7 @@ async def run_session(
 async def _read(session: EngineSession, handler: EngineHandler, receive: Receive) -> None:
     limit = session.config.max_payload
     step = session.config.packets_per_checkpoint
+    observer = session.observer
     count = 0
     while not session.closed:
         message = await receive()
@@ -102,6 +103,8 @@ async def _read(session: EngineSession, handler: EngineHandler, receive: Receive
         frame = frame_of(message)
         if frame is None:
             continue
+        if observer is not None:
+            observer.bytes_in("websocket", len(frame))
         if too_large(frame, limit):
             logger.info("session %s: WebSocket message over max_payload, closing", session.sid)
             session.close_code = CLOSE_TOO_BIG
@@ -183,6 +186,8 @@ async def run_upgrade(
 ) -> None:
     """Probe a polling session's new WebSocket, then move the session onto it."""
     session.probing = True
+    if server.observer is not None:
+        server.observer.upgrade_started()
     try:
         await _upgrade(server, session, handler, receive, send)
     finally:
@@ -224,12 +229,16 @@ async def _upgrade(
             session.release_poll = False
             session.wake()
         logger.debug("session %s: upgrade abandoned", session.sid)
+        if server.observer is not None:
+            server.observer.upgrade_finished(session, False)
         if message["type"] != "websocket.disconnect":
             await send({"type": "websocket.close", "code": CLOSE_NORMAL})
         return
     state = session.state
     state.upgrading = False
     state.transport = "websocket"
+    if server.observer is not None:
+        server.observer.upgrade_finished(session, True)
     session.release_poll = False
     session.wake()  # a GET held during the upgrade is refused, like any later one
     await run_session(server, session, handler, receive, send)

@@ -128,6 +128,8 @@ class BroadcastOperator:
                 self.namespace.forget_ack(sid, ack_id)
         missing = sorted(recipients - answers.keys())
         if missing or not reported:
+            if self.namespace.server.observer is not None:
+                self.namespace.server.observer.ack_timeout(self.namespace.name)
             servers = "" if reported else " (some servers did not report their clients)"
             raise AckTimeoutError(
                 f"{len(missing)} of {len(recipients)} clients did not acknowledge{servers}: "

@@ -196,6 +196,12 @@ class Namespace(HandlerRegistry):
         socket = self.sockets.get(sid)
         return socket is not None and socket.write(frames, volatile=volatile)
 
+    def fanned_out(self, recipients: int) -> None:
+        """The adapter delivered a broadcast to ``recipients`` local sockets."""
+        if self.server.observer is not None:
+            self.server.observer.fan_out(self._name, recipients)
+            self.server.observer.events_out(self._name, recipients)
+
     def expect_ack(self, sid: SocketId, ack_id: int, callback: AckCallback) -> None:
         socket = self.sockets.get(sid)
         if socket is None:

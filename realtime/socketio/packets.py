@@ -67,6 +67,8 @@ class Packet:
 class DecoderLimits:
     """Bounds on what a peer may send; breaking one is a parse error.
 
+    Parameters
+    ----------
     max_attachments
         Binary attachments one packet may announce (as socket.io-parser's
         ``maxAttachments``); each is held in memory until the packet is whole.

@@ -21,6 +21,7 @@ from realtime.socketio.broadcast import BroadcastOperator, Rooms
 from realtime.socketio.connection import Connection
 from realtime.socketio.handlers import Handler, Middleware
 from realtime.socketio.namespace import Namespace, NamespaceMatcher, ParentNamespace
+from realtime.socketio.observer import SocketObserver
 from realtime.socketio.packets import MAIN_NAMESPACE, DecoderLimits, Packet, PacketType
 
 if TYPE_CHECKING:
@@ -101,6 +102,8 @@ class Server:
         self._started = False
         #: The Admin UI's instrumentation (see :meth:`instrument`); None costs nothing.
         self.monitor: Monitor | None = None
+        #: Told about sockets, events, drops and broadcasts when set (metrics).
+        self.observer: SocketObserver | None = None
         self.main = self.of(MAIN_NAMESPACE)
 
     def instrument(self, **options: Any) -> Monitor:
@@ -206,6 +209,16 @@ class Server:
 
     async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
         return await self.main.server_side_emit_with_ack(event, *args)
+
+    def instrument_metrics(self, **options: Any) -> Any:
+        """Turn on Prometheus metrics (needs ``prometheus-client``: the ``metrics`` extra).
+
+        Returns the :class:`realtime.metrics.Metrics`; ``options`` go to it.
+        Imported here, so that a server without metrics never loads it.
+        """
+        from realtime.metrics import Metrics
+
+        return Metrics(**options).instrument(self)
 
     # -- running ------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -169,6 +170,8 @@ class Socket:
         finally:
             self._acks.pop(ack_id, None)
         if not answer:
+            if self.namespace.server.observer is not None:
+                self.namespace.server.observer.ack_timeout(self.namespace.name)
             raise AckTimeoutError(f"socket {self.id} did not acknowledge {event!r} in {timeout}s")
         if answer[0] is None:
             raise SessionClosedError(f"socket {self.id} disconnected before acknowledging")
@@ -212,7 +215,11 @@ class Socket:
             return True
         if self.state not in _LIVE:
             return False
-        return await self.connection.session.send_now(frames)
+        sent = await self.connection.session.send_now(frames)
+        observer = self.namespace.server.observer
+        if sent and observer is not None and packet.type is PacketType.EVENT:
+            observer.events_out(self.namespace.name, 1)
+        return sent
 
     def write(self, frames: Sequence[OutPacket], *, volatile: bool = False) -> bool:
         """Queue encoded frames; ``False`` if dropped (closed, volatile and not writable, full)."""
@@ -223,6 +230,8 @@ class Socket:
             return False
         session = self.connection.session
         if volatile and not session.writable:
+            if self.namespace.server.observer is not None:
+                self.namespace.server.observer.volatile_dropped()
             return False
         return session.send_packets(frames)
 
@@ -300,6 +309,10 @@ class Socket:
             return
         self.state = SocketState.DISCONNECTING
         self.disconnect_reason = reason
+        if self.namespace.server.observer is not None:
+            self.namespace.server.observer.socket_disconnected(
+                self.namespace.name, self.transport, reason.value
+            )
         try:
             await self._lifecycle("disconnecting", reason)
         finally:
@@ -337,6 +350,10 @@ class Socket:
     async def handle_event(self, packet: Packet) -> None:
         """Run the handler for an EVENT packet; answer its ack id with the result."""
         event, *args = packet.data
+        observer = self.namespace.server.observer
+        if observer is not None:
+            observer.event_in(self.namespace.name)
+            started = time.perf_counter()
         for listener in list(self._any):
             await self._guarded(event, listener, event, *args)
         handler = self._handlers.get(event)
@@ -348,6 +365,8 @@ class Socket:
                 logger.debug("no handler for %r in %s", event, self.namespace.name)
                 return
             ok, result = await self._guarded_result(event, handler, self, *args)
+        if observer is not None:
+            observer.handler_done(self.namespace.name, event, time.perf_counter() - started)
         if ok and packet.id is not None and result is not NO_ACK:
             ack = Packet(PacketType.ACK, self.namespace.name, ack_args(result), packet.id)
             await self._emit(ack)
@@ -370,6 +389,8 @@ class Socket:
         """Mark connected; return what was sent during the connect handler."""
         pending, self._pending = self._pending or [], None
         self.state = SocketState.CONNECTED
+        if self.namespace.server.observer is not None:
+            self.namespace.server.observer.socket_connected(self.namespace.name, self.transport)
         return pending
 
     async def refuse(self) -> None:

@@ -129,6 +129,10 @@ def make(
                 "received": exc.received,
             }
 
+    @sio.on("server-note")
+    async def server_note(socket: Socket, *payload: Any) -> int:
+        return await sio.server_side_emit("note", *payload)
+
     @sio.on("local-broadcast")
     async def local_broadcast(socket: Socket, *payload: Any) -> None:
         await sio.local.emit("broadcast", *payload)

@@ -54,12 +54,13 @@ function ok(url) {
   });
 }
 
-/** The chat demo (examples/chat/app.py) on a free port; restart() reuses the port. */
-export async function startChat() {
+/** The chat demo (examples/chat/app.py) on a free port; restart() reuses the port.
+ * `args` runs another example the same way (e.g. ["-m", "examples.starlette_app.app"]). */
+export async function startChat(args = [resolve(repo, "examples/chat/app.py")]) {
   const port = await freePort();
   const srv = { port, url: `http://127.0.0.1:${port}`, child: null };
   srv.start = async () => {
-    const child = spawn(python(), [resolve(repo, "examples/chat/app.py"), "--port", String(port)], {
+    const child = spawn(python(), [...args, "--port", String(port)], {
       cwd: repo,
       stdio: ["ignore", "inherit", "inherit"],
       detached: true,

@@ -178,3 +178,41 @@ def test_cluster_of_two_nodes() -> None:
     assert result["listed"]["rooms"] == [result["listed"]["id"]]
     assert result["reason"] == "server namespace disconnect"
     assert result["clientReason"] == "io server disconnect"
+
+
+def test_admin_ui_page_against_two_nodes() -> None:
+    """The UI's page, served by node A, logged in to A: the Servers page lists A and B."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    from starlette.staticfiles import StaticFiles
+
+    from tests.live.redis_servers import require_shared_redis, unique_key
+
+    node = require_node()
+    require(CHROMIUM.exists(), f"Chromium not found at {CHROMIUM}")
+    require((ROOT / "client-js/node_modules/playwright-core").is_dir(), "npm ci in client-js")
+    dist = NODE_DIR / "node_modules/@socket.io/admin-ui/ui/dist"
+    require((dist / "index.html").is_file(), "npm ci in tests/node (the Admin UI's page)")
+    sys.path.insert(0, str(ROOT / "examples" / "cluster"))
+    from node import build
+
+    redis, key = require_shared_redis(), unique_key()
+    sio_a, _ = build(redis, "node-a", key=key)
+    sio_b, app_b = build(redis, "node-b", key=key)
+    sio_a.instrument(auth=AUTH, server_id="node-a")
+    sio_b.instrument(auth=AUTH, server_id="node-b")
+    # Node A also serves the UI's page (same origin: no CORS needed).
+    page = Starlette(routes=[Mount("/admin-ui", StaticFiles(directory=dist, html=True))])
+    with serve(sio_a.asgi_app(page)) as url_a, serve(app_b):
+        proc = subprocess.run(
+            [node, "test/browser/admin_ui_cluster.mjs", url_a, USER, PASSWORD],
+            cwd=ROOT / "client-js",
+            capture_output=True,
+            text=True,
+            timeout=100,
+            check=False,
+        )
+    assert proc.returncode == 0, f"browser script failed:\n{proc.stderr}\n{proc.stdout}"
+    servers = json.loads(proc.stdout.strip().splitlines()[-1])["servers"]
+    assert "node-a" in servers
+    assert "node-b" in servers

@@ -35,6 +35,18 @@ out.names = clients.map((c) => c.name);
 const [a, b] = clients.map((c) => c.socket);
 const ack = (s, ...args) => s.timeout(WAIT).emitWithAck(...args);
 
+// A remote join travels on the request channel and a room broadcast on the room's own channel;
+// on a Redis Cluster the two may reach a node in either order (as with Node's adapter), so wait
+// until the cluster reports the join before sending to the room. Bounded: 80 x 100 ms.
+async function untilInRoom(room, count) {
+  for (let i = 0; i < 80; i++) {
+    const sockets = await ack(a, "details");
+    if (sockets.filter((d) => d.rooms.includes(room)).length >= count) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the cluster never reported ${count} sockets in ${room}`);
+}
+
 out.count = await ack(a, "count");
 out.localCount = await ack(a, "local-count");
 
@@ -63,6 +75,7 @@ out.allRooms = await ack(a, "all-rooms");
 
 // sockets_join from a for everyone in "r" (b, remote) into "r2"; then to-room r2 reaches b
 out.socketsJoin = await ack(a, "sockets-join", "r", "r2");
+await untilInRoom("r2", 1);
 const r2 = waitFor(b, "room-message", (x) => x === "to-r2");
 a.emit("to-room", "r2", "to-r2");
 out.r2 = await r2;
@@ -74,6 +87,7 @@ const remoteGot = clients.slice(1).map((c) => waitFor(c.socket, "direct"));
 out.remoteEmit = await ack(a, "remote-emit", "direct", "to-you");
 out.remoteEmitGot = await Promise.all(remoteGot);
 out.remoteJoin = await ack(a, "remote-join", "r3");
+await untilInRoom("r3", clients.length - 1);
 const r3 = clients.slice(1).map((c) => waitFor(c.socket, "room-message", (x) => x === "to-r3"));
 a.emit("to-room", "r3", "to-r3");
 out.r3 = await Promise.all(r3);

@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import anyio.to_thread
 
+from realtime.adapters.cluster import RemoteSocket
 from realtime.adapters.memory import InMemoryAdapter
 from realtime.exceptions import ConnectionRefusedError
+from realtime.socketio.socket import Socket
 
 if TYPE_CHECKING:
     from realtime.socketio.namespace import Namespace
     from realtime.socketio.server import Server
-    from realtime.socketio.socket import Socket
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,38 @@ class BasicAuth:
 def now_iso() -> str:
     """A JavaScript ``Date`` as JSON.stringify writes it."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def serialize_remote(socket: RemoteSocket, nsp: str) -> dict[str, Any]:
+    """A socket of another node (from ``fetch_sockets``), in the same shape.
+
+    Its client id and transport travel in ``data["_admin"]``, where its own
+    node put them, as the reference server does.
+    """
+    hs = socket.handshake
+    raw_headers = hs.get("headers")
+    headers: dict[str, Any] = raw_headers if isinstance(raw_headers, dict) else {}
+    raw_admin = socket.data.get("_admin")
+    admin: dict[str, Any] = raw_admin if isinstance(raw_admin, dict) else {}
+    address = headers.get("cf-connecting-ip") or headers.get("x-forwarded-for") or hs.get("address")
+    return {
+        "id": socket.id,
+        "clientId": admin.get("clientId"),
+        "transport": admin.get("transport"),
+        "nsp": nsp,
+        "data": {k: v for k, v in socket.data.items() if k != "_admin"},
+        "handshake": {
+            "address": address,
+            "headers": headers,
+            "query": hs.get("query"),
+            "issued": hs.get("issued"),
+            "secure": hs.get("secure"),
+            "time": hs.get("time"),
+            "url": hs.get("url"),
+            "xdomain": hs.get("xdomain"),
+        },
+        "rooms": sorted(socket.rooms),
+    }
 
 
 def serialize(socket: Socket) -> dict[str, Any]:
@@ -146,6 +179,12 @@ class Monitor:
         self.events[key] = self.events.get(key, 0) + n
 
     async def socket_connected(self, socket: Socket) -> None:
+        # What another node's Admin UI needs to list this socket (fetch_sockets
+        # carries data, not the transport), as the reference server stores it.
+        socket.data["_admin"] = {
+            "clientId": socket.connection.session.sid[:12],
+            "transport": socket.transport,
+        }
         if not self.development:
             return
         nsp = socket.namespace
@@ -202,8 +241,7 @@ class Monitor:
             self._register_actions(socket)
         await socket.emit("config", {"supportedFeatures": self.features()})
         if self.development:
-            sockets = [serialize(s) for ns in self.namespaces() for s in ns.sockets.values()]
-            await socket.emit("all_sockets", sockets)
+            await socket.emit("all_sockets", await self.all_sockets())
         await socket.emit("server_stats", self.stats())
         if not self.ticking:
             self.start()
@@ -219,6 +257,17 @@ class Monitor:
         if self.server.engine.running and not self.ticking:
             self.ticking = True
             self.server.engine.start_soon(self._tick)
+
+    async def all_sockets(self) -> list[dict[str, Any]]:
+        """Every socket of every node (``fetch_sockets`` spans the cluster)."""
+        found: list[dict[str, Any]] = []
+        for ns in self.namespaces():
+            for member in await ns.fetch_sockets():
+                if isinstance(member, RemoteSocket):
+                    found.append(serialize_remote(member, ns.name))
+                elif isinstance(member, Socket):
+                    found.append(serialize(member))
+        return found
 
     def namespaces(self) -> list[Namespace]:
         return list(self.server.namespaces.values())

@@ -178,6 +178,14 @@ def test_cluster_of_two_nodes() -> None:
     assert result["listed"]["rooms"] == [result["listed"]["id"]]
     assert result["reason"] == "server namespace disconnect"
     assert result["clientReason"] == "io server disconnect"
+    # A user of node B connected before the UI logged in to node A is listed at login,
+    # with the transport and client id its own node recorded.
+    earlier = result["earlier"]
+    assert earlier is not None, "a socket of the other node is missing from all_sockets"
+    assert earlier["nsp"] == "/"
+    assert earlier["transport"] == "websocket"
+    assert earlier["data"] == {"node": "node-b"}
+    assert len(earlier["clientId"]) == 12
 
 
 def test_admin_ui_page_against_two_nodes() -> None:

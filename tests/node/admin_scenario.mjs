@@ -116,9 +116,15 @@ const scenarios = {
   async cluster() {
     const other = process.argv[6];
     const servers = new Set();
+    // Connected to node B before the UI logs in to node A: listed all the same.
+    const dave = io(other, { forceNew: true, reconnection: false, transports: ["websocket"] });
+    await once(dave, "connect");
     const a = admin({ username, password });
+    const [allSockets] = await a.got.all_sockets;
+    const earlier = allSockets.find((s) => s.id === dave.id);
+    dave.disconnect();
     const both = until(a, "server_stats", (stats) => servers.add(stats.serverId).size >= 2, 15000);
-    await once(a, "connect");
+    if (!a.connected) await once(a, "connect");
     await both;
     const carol = io(other, { forceNew: true, reconnection: false, auth: { room: "roof" } });
     const seen = until(a, "socket_connected", (s) => s.nsp === "/", 15000);
@@ -129,7 +135,7 @@ const scenarios = {
     const carolReason = once(carol, "disconnect", 15000);
     a.emit("_disconnect", "/", false, carolId);
     const [[, , reason], [clientReason]] = await Promise.all([gone, carolReason]);
-    return { servers: [...servers].sort(), listed, reason, clientReason };
+    return { servers: [...servers].sort(), listed, reason, clientReason, earlier };
   },
 };
 

@@ -159,11 +159,6 @@ class EngineSession:
         return self.state.close_reason is not None
 
     @property
-    def finished(self) -> bool:
-        """The layer above has been told that the session ended."""
-        return self._finished
-
-    @property
     def writable(self) -> bool:
         """Whether a packet queued now goes out at once (``volatile`` drops otherwise).
 

@@ -55,11 +55,6 @@ class Connection:
     def __repr__(self) -> str:
         return f"<Connection {self.session.sid} namespaces={list(self.sockets)}>"
 
-    @property
-    def inflight(self) -> int:
-        """Jobs of this connection running or waiting to run."""
-        return self._inflight
-
     def send(self, packet: Packet) -> bool:
         return self.session.send_packets(encode_frames(packet))
 

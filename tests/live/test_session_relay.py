@@ -76,19 +76,20 @@ async def test_a_polling_session_served_through_the_other_node(two_nodes: list[s
 
         # A GET held through b is answered as soon as the owner has something:
         # an ack to a POST sent through a (the owner's "count" handler).
+        answered = anyio.Event()
         async with anyio.create_task_group() as tg:
             answers: list[str] = []
 
             async def poll() -> None:
                 answers.append((await client.get(via_b)).text)
+                answered.set()
 
             tg.start_soon(poll)
             await anyio.sleep(0.5)
             assert answers == []  # held: nothing to say yet
             assert (await client.post(via_a, content='421["count"]')).text == "ok"
             with anyio.fail_after(10):
-                while not answers:
-                    await anyio.sleep(0.01)
+                await answered.wait()
         assert answers == ["431[1]"]
 
         # Many POSTs through alternating nodes reach the owner in order.
@@ -110,11 +111,13 @@ async def test_upgrade_through_the_other_node_while_a_get_is_held(two_nodes: lis
         await client.post(via_a, content="40")
         assert packets((await client.get(via_a)).text)[0].startswith("40{")
         url = f"ws://{host_b}/socket.io/?EIO=4&transport=websocket&sid={sid}"
+        released = anyio.Event()
         async with anyio.create_task_group() as tg:
             held: list[str] = []
 
             async def poll() -> None:
                 held.append((await client.get(via_a)).text)
+                released.set()
 
             tg.start_soon(poll)
             await anyio.sleep(0.3)
@@ -122,8 +125,7 @@ async def test_upgrade_through_the_other_node_while_a_get_is_held(two_nodes: lis
                 await ws.send("2probe")
                 assert await ws.recv() == "3probe"
                 with anyio.fail_after(5):
-                    while not held:
-                        await anyio.sleep(0.01)
+                    await released.wait()
                 assert held == ["6"]  # the pending GET released with NOOP
                 await ws.send("5")
                 for n in range(100):
@@ -161,7 +163,8 @@ async def test_limits_hold_through_the_other_node(two_nodes: list[str]) -> None:
             await anyio.sleep(0.3)
             second = await client.get(f"{a}{QUERY}&sid={sid}")
         assert second.status_code == 400
-        assert first[0].status_code == 200 and first[0].text == "1"  # CLOSE
+        assert first[0].status_code == 200
+        assert first[0].text == "1"  # CLOSE
 
 
 async def test_a_sid_of_no_live_node_is_unknown(two_nodes: list[str]) -> None:
@@ -185,19 +188,20 @@ async def test_a_killed_owner_releases_gets_held_elsewhere(
         via_b = f"{b}{QUERY}&sid={sid}"
         await client.post(via_b, content="40")
         await client.get(via_b)
+        answered = anyio.Event()
         async with anyio.create_task_group() as tg:
             held: list[httpx.Response] = []
 
             async def poll() -> None:
                 held.append(await client.get(via_b))
+                answered.set()
 
             tg.start_soon(poll)
             await anyio.sleep(0.5)
             killed = time.monotonic()
             proc_a.send_signal(signal.SIGKILL)  # type: ignore[attr-defined]
-            with anyio.fail_after(15):
-                while not held:
-                    await anyio.sleep(0.05)
+            with anyio.fail_after(25):
+                await answered.wait()
         # Well before the heartbeat (25 s) would have told: the node is gone.
         assert time.monotonic() - killed < 25
         assert held[0].status_code == 400

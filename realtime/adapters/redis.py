@@ -291,6 +291,24 @@ class RedisLink:
         except (TimeoutError, coredis.exceptions.RedisError, OSError) as exc:
             raise ClusterUnavailableError(f"publish to Redis failed: {_describe(exc)}") from exc
 
+    async def publish_many(self, items: Sequence[tuple[str, bytes]]) -> list[int]:
+        """PUBLISH each of ``items`` in order, in one pipeline; the receiver counts.
+
+        One round trip and one write for many messages: the session relay sends
+        all its tunnels' frames this way (several times the rate of single
+        publishes). On a Redis Cluster the publishes go one by one.
+        """
+        if self.spans_nodes or len(items) == 1:
+            return [await self.publish(channel, data) for channel, data in items]
+        client = self._live_client()
+        try:
+            with anyio.fail_after(self.options.publish_timeout):
+                async with client.pipeline(transaction=False) as pipe:
+                    replies = [pipe.publish(channel, data) for channel, data in items]
+                return [int(await reply) for reply in replies]
+        except (TimeoutError, coredis.exceptions.RedisError, OSError) as exc:
+            raise ClusterUnavailableError(f"publish to Redis failed: {_describe(exc)}") from exc
+
     def publish_soon(self, channel: str, data: bytes) -> None:
         """Queue a publish from synchronous code; sent in order by one task."""
         try:

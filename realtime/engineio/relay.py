@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any, Protocol
 
@@ -52,6 +53,9 @@ logger = logging.getLogger("realtime.engineio.relay")
 NODE_ID_LENGTH = 8
 #: Length of a sid made with a relay (node id + 96 random bits).
 SID_LENGTH = NODE_ID_LENGTH + 16
+
+#: Most frames sent in one pipeline.
+PUBLISH_BATCH = 256
 
 #: How long, and in how many looks, a second GET waits to learn whether the
 #: node that relayed the first one died (see :meth:`Tunnel.lost`).
@@ -83,9 +87,7 @@ class RelayBus(Protocol):
     #: False where PUBLISH's reply does not count every subscriber (Redis Cluster).
     counts_receivers: bool
 
-    async def publish(self, channel: str, data: bytes) -> int: ...
-
-    def publish_soon(self, channel: str, data: bytes) -> None: ...
+    async def publish_many(self, items: Sequence[tuple[str, bytes]]) -> list[int]: ...
 
     async def listen(
         self, channels: dict[str, Dispatcher], patterns: dict[str, Dispatcher]
@@ -123,7 +125,14 @@ def portable_scope(scope: Scope) -> dict[str, Any]:
 class Tunnel:
     """One end of one tunnelled ASGI connection."""
 
-    def __init__(self, relay: SessionRelay, tid: str, peer: str, websocket: bool) -> None:
+    def __init__(
+        self,
+        relay: SessionRelay,
+        tid: str,
+        peer: str,
+        websocket: bool,
+        opening: dict[str, Any] | None = None,
+    ) -> None:
         self.relay = relay
         self.id = tid
         self.peer = peer
@@ -144,8 +153,9 @@ class Tunnel:
         self._taken = 0
         self._credited = 0
         self._credit = anyio.Event()
-        self._out_in, self._out = anyio.create_memory_object_stream[dict[str, Any]](self.window)
         self._held: Message | None = None
+        #: Sent with the first frame (the forwarding end's "o": who, and the scope).
+        self._opening = opening
         #: Set once the first frame is out (the forwarding end waits on it).
         self.opened = anyio.Event()
 
@@ -178,7 +188,6 @@ class Tunnel:
             self.failed = reason
             logger.debug("relay tunnel %s with node %s ended: %s", self.id, self.peer, reason)
         self._inbox_in.close()
-        self._out_in.close()
         self._credit.set()
         self.opened.set()
 
@@ -200,61 +209,34 @@ class Tunnel:
         return batch[0]
 
     async def put(self, messages: list[Message]) -> bool:
-        """Queue ``messages`` for the other end; ``False`` if the tunnel is over.
+        """Send ``messages`` to the other end; ``False`` if the tunnel is over.
 
-        Returns without suspending unless ``relay_window`` frames already wait:
-        the engine's WebSocket writer steps a send by hand and counts on that.
+        Returns without suspending while the window has room: the engine's
+        WebSocket writer steps a send by hand and counts on that. Past the
+        window it waits for credit (an event, never a cancel scope).
         """
-        frame = {"k": "m", "t": self.id, "m": messages}
-        try:
-            self._out_in.send_nowait(frame)
-        except anyio.WouldBlock:
-            try:
-                await self._out_in.send(frame)
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                return False
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+        while self._sent - self._peer_took >= self.window and self.failed is None:
+            await self._credit.wait()
+        if self.failed is not None:
             return False
-        return self.failed is None
+        frame: dict[str, Any] = {"k": "m", "t": self.id, "q": self._sent, "m": messages}
+        if self._opening is not None:
+            frame.update(self._opening)
+            self._opening = None
+        self._sent += 1
+        self.relay.enqueue(self, frame)
+        return True
 
-    async def put_end(self) -> None:
+    def put_end(self) -> None:
         """Tell the other end this one gave up (after what is already queued)."""
-        with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-            await self._out_in.send({"k": "x", "t": self.id})
+        self.relay.enqueue(None, {"k": "x", "t": self.id}, self.peer)
 
-    def end(self) -> None:
-        """No more frames from this end: the publisher flushes what is queued, then stops."""
-        self._out_in.close()
-
-    async def publish_frames(self, opening: dict[str, Any] | None = None) -> None:
-        """Publish this end's frames in order, each within the window (one task per tunnel)."""
-        relay, channel = self.relay, self.relay.channel_of(self.peer)
-        counts = relay.bus.counts_receivers
-        async with self._out:
-            async for frame in self._out:
-                if frame["k"] == "x":
-                    with suppress(ClusterUnavailableError):
-                        await relay.bus.publish(channel, _pack(frame))
-                    return
-                while self._sent - self._peer_took >= self.window and self.failed is None:
-                    await self._credit.wait()
-                if self.failed is not None:
-                    return
-                frame["q"] = self._sent
-                if opening is not None:
-                    frame.update(opening)
-                    opening = None
-                self._sent += 1
-                try:
-                    receivers = await relay.bus.publish(channel, _pack(frame))
-                except ClusterUnavailableError as exc:
-                    self.fail(str(exc))
-                    return
-                if receivers == 0 and counts:
-                    self.fail("node gone", node_gone=True)
-                    return
-                if self._sent == 1:
-                    self.opened.set()
+    def published(self, receivers: int) -> None:
+        """A frame of this tunnel went out to ``receivers`` subscribers."""
+        if receivers == 0 and self.relay.bus.counts_receivers:
+            self.fail("node gone", node_gone=True)
+        else:
+            self.opened.set()
 
     # -- the owner's side: ASGI callables for the engine ----------------------------------
 
@@ -321,6 +303,9 @@ class SessionRelay:
         self._serial = itertools.count()
         self._tg: TaskGroup | None = None
         self._serve: Serve | None = None
+        self._outbox_in, self._outbox = anyio.create_memory_object_stream[
+            tuple[Tunnel | None, str, bytes]
+        ](math.inf)
 
     def channel_of(self, node: str) -> str:
         return f"{self.key}-engine#{node}#"
@@ -344,8 +329,40 @@ class SessionRelay:
             return True
 
     def post(self, node: str, frame: dict[str, Any]) -> None:
-        """Publish a frame that needs no reply and no order (credits, ends)."""
-        self.bus.publish_soon(self.channel_of(node), _pack(frame))
+        """Send a frame that no tunnel waits on (credits)."""
+        self.enqueue(None, frame, node)
+
+    def enqueue(self, tunnel: Tunnel | None, frame: dict[str, Any], node: str = "") -> None:
+        """Queue a frame for the publisher, which sends every queued frame in one pipeline."""
+        channel = self.channel_of(tunnel.peer if tunnel is not None else node)
+        self._outbox_in.send_nowait((tunnel, channel, _pack(frame)))
+
+    async def _publish(self) -> None:
+        """The node's one publisher: all tunnels' frames, in order, pipelined.
+
+        Each tunnel holds at most a window of frames, so the queue is bounded
+        by the tunnels open; draining it in pipelines costs one round trip per
+        batch rather than per frame.
+        """
+        async for first in self._outbox:
+            batch = [first]
+            while len(batch) < PUBLISH_BATCH:
+                try:
+                    batch.append(self._outbox.receive_nowait())
+                except anyio.WouldBlock:
+                    break
+            try:
+                counts = await self.bus.publish_many(
+                    [(channel, data) for _, channel, data in batch]
+                )
+            except ClusterUnavailableError as exc:
+                for tunnel, _, _ in batch:
+                    if tunnel is not None:
+                        tunnel.fail(str(exc))
+                continue
+            for (tunnel, _, _), receivers in zip(batch, counts, strict=True):
+                if tunnel is not None:
+                    tunnel.published(receivers)
 
     @property
     def tunnels(self) -> int:
@@ -365,6 +382,7 @@ class SessionRelay:
             self._serve = serve
             await self.bus.listen({self.channel: self._on_frame}, {})
             tg.start_soon(self._watch)
+            tg.start_soon(self._publish)
             try:
                 yield
             finally:
@@ -430,7 +448,6 @@ class SessionRelay:
         self._tunnels[tid] = tunnel
         tunnel.deliver(frame["q"], frame["m"])
         self.served += 1
-        self._tg.start_soon(tunnel.publish_frames)
         self._tg.start_soon(self._serve_tunnel, tunnel, scope)
 
     async def _serve_tunnel(self, tunnel: Tunnel, scope: Scope) -> None:
@@ -442,8 +459,7 @@ class SessionRelay:
         finally:
             self._tunnels.pop(tunnel.id, None)
             if not tunnel.complete and tunnel.failed is None:
-                await tunnel.put_end()
-            tunnel.end()
+                tunnel.put_end()
 
     # -- the side the client reached -------------------------------------------------
 
@@ -456,7 +472,8 @@ class SessionRelay:
         if self._tg is None:
             return False
         tid = f"{self.node_id}.{next(self._serial)}"
-        tunnel = Tunnel(self, tid, owner, scope["type"] == "websocket")
+        opening = {"k": "o", "f": self.node_id, "s": portable_scope(scope)}
+        tunnel = Tunnel(self, tid, owner, scope["type"] == "websocket", opening)
         self._tunnels[tid] = tunnel
         self.forwarded += 1
         started = False
@@ -464,8 +481,6 @@ class SessionRelay:
             first = await receive()
             if first["type"] in ("http.disconnect", "websocket.disconnect"):
                 return True
-            opening = {"k": "o", "f": self.node_id, "s": portable_scope(scope)}
-            self._tg.start_soon(tunnel.publish_frames, opening)
             await tunnel.put([first])
             await tunnel.opened.wait()
             if tunnel.failed is not None:
@@ -482,8 +497,7 @@ class SessionRelay:
         finally:
             self._tunnels.pop(tid, None)
             if not tunnel.complete and tunnel.failed is None:
-                await tunnel.put_end()
-            tunnel.end()
+                tunnel.put_end()
 
     @staticmethod
     async def _pump_in(tunnel: Tunnel, receive: Receive) -> None:

@@ -7,7 +7,7 @@ on (tests/live/test_session_relay.py runs the same relay over a real Redis).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import anyio
@@ -32,12 +32,9 @@ class MemoryBus:
         #: Set to drop frames of this kind instead of delivering them.
         self.drop: set[tuple[str, int]] = set()
 
-    async def publish(self, channel: str, data: bytes) -> int:
+    async def publish_many(self, items: Sequence[tuple[str, bytes]]) -> list[int]:
         await anyio.lowlevel.checkpoint()
-        return self._deliver(channel, data)
-
-    def publish_soon(self, channel: str, data: bytes) -> None:
-        self._deliver(channel, data)
+        return [self._deliver(channel, data) for channel, data in items]
 
     def _deliver(self, channel: str, data: bytes) -> int:
         frame = msgpack.unpackb(data, raw=False)

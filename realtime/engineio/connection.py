@@ -9,7 +9,7 @@ a thousand sessions is a thousand appends, not a thousand tasks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -52,6 +52,18 @@ class EngineHandler(Protocol):
     async def on_message(self, session: EngineSession, data: str | bytes) -> None: ...
 
     async def on_disconnect(self, session: EngineSession, reason: CloseReason) -> None: ...
+
+
+class RelayedPoll(Protocol):
+    """What the owner knows of a GET another node relayed to it (see relay.py)."""
+
+    async def lost(self) -> bool:
+        """Whether the relaying node has died (the GET with it)."""
+        ...
+
+    async def delivered(self) -> bool:
+        """Once the answer is written: whether the relaying node passed it on."""
+        ...
 
 
 class _Rest:
@@ -97,9 +109,10 @@ class EngineSession:
         "_writing",
         "close_code",
         "config",
-        "poll_lost",
         "poll_pending",
+        "poll_relayed",
         "poll_scope",
+        "poll_unconfirmed",
         "post_active",
         "probing",
         "release_poll",
@@ -128,9 +141,12 @@ class EngineSession:
         self.poll_pending = False
         #: Cancelled by :meth:`wake` to release the pending GET's wait.
         self.poll_scope: anyio.CancelScope | None = None
-        #: While a GET that another node relayed is pending: asks whether that
-        #: node has died (the GET is then lost, not the session).
-        self.poll_lost: Callable[[], Awaitable[bool]] | None = None
+        #: While a GET that another node relayed is pending: that GET (whether
+        #: its node died: the GET is then lost, not the session).
+        self.poll_relayed: RelayedPoll | None = None
+        #: The last GET answered through another node, until the next GET has
+        #: made sure that node passed the answer on.
+        self.poll_unconfirmed: RelayedPoll | None = None
         #: A POST is being read and dispatched (spec: at most one at a time).
         self.post_active = False
         #: A WebSocket is open to upgrade this session (spec: at most one).

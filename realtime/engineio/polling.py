@@ -7,12 +7,11 @@ a second one is answered 400 and the session is closed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 import anyio
 from starlette.types import Receive, Send
 
-from realtime.engineio.connection import GRACEFUL, EngineHandler, EngineSession
+from realtime.engineio.connection import GRACEFUL, EngineHandler, EngineSession, RelayedPoll
 from realtime.engineio.packets import CLOSE, NOOP, PacketType, decode_payload, encode_payload
 from realtime.engineio.responses import Headers, send_error, send_text
 from realtime.engineio.session import CloseReason
@@ -33,32 +32,58 @@ async def handle_get(
     receive: Receive,
     send: Send,
     headers: Headers,
-    lost: Callable[[], Awaitable[bool]] | None = None,
+    relayed: RelayedPoll | None = None,
 ) -> None:
-    """Answer a long-poll. ``lost`` is given for a GET another node relayed here."""
+    """Answer a long-poll; ``relayed`` is given for a GET another node relayed here."""
     if session.poll_pending and not await _pending_poll_lost(session):
         # A second concurrent GET: the first one gets CLOSE, this one 400.
         session.abort(CloseReason.TRANSPORT_ERROR)
         await send_error(send, EngineRequestError(EngineRequestError.BAD_REQUEST), headers)
         return
+    if not await _last_answer_delivered(session):
+        await send_error(send, EngineRequestError(EngineRequestError.BAD_REQUEST), headers)
+        return
     session.poll_pending = True
-    session.poll_lost = lost
+    session.poll_relayed = relayed
     try:
         body = await _wait_for_packets(session, receive)
     finally:
         session.poll_pending = False
-        session.poll_lost = None
+        session.poll_relayed = None
     if isinstance(body, tuple):
         payload, size = body
         try:
             await send_text(send, payload, headers)
             if session.observer is not None:
                 session.observer.bytes_out("polling", len(payload))
+            # Written to the relaying node: the next GET first makes sure it
+            # passed the answer on (see _last_answer_delivered).
+            session.poll_unconfirmed = relayed
         finally:
             # The packets count against max_buffer_bytes until written.
             session.state.written(size)
     elif body is not None:
         await send_error(send, body, headers)
+
+
+async def _last_answer_delivered(session: EngineSession) -> bool:
+    """Whether the last relayed answer reached the client (``True`` if none was relayed).
+
+    A balancer retries a GET whose upstream died before answering. If that
+    upstream was a node relaying the GET, the owner may already have written
+    packets into it: serving the retry as if nothing happened would lose them
+    silently. So when the relaying node died before passing the answer on,
+    the session ends ("transport error") and the client reconnects, knowing.
+    """
+    relayed = session.poll_unconfirmed
+    if relayed is None:
+        return True
+    session.poll_unconfirmed = None
+    if await relayed.delivered():
+        return True
+    logger.info("session %s: a relayed answer died with its node, closing", session.sid)
+    session.abort(CloseReason.TRANSPORT_ERROR)
+    return False
 
 
 async def _pending_poll_lost(session: EngineSession) -> bool:
@@ -69,8 +94,8 @@ async def _pending_poll_lost(session: EngineSession) -> bool:
     If the first one's node is gone, that GET is released (nothing was taken
     for it) and the new one is served: the client never saw anything amiss.
     """
-    lost = session.poll_lost
-    if lost is None or not await lost():
+    relayed = session.poll_relayed
+    if relayed is None or not await relayed.lost():
         return False
     for _ in range(100):  # the released GET returns at its next step
         if not session.poll_pending:

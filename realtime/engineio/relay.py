@@ -19,11 +19,15 @@ Wire: msgpack maps on the bus, one channel per node (``<key>-engine#<node>#``)::
     {"k": "m", "t": tunnel, "q": seq, "m": [message, ...]}                   ASGI messages
     {"k": "c", "t": tunnel, "n": taken}                                      credit
     {"k": "x", "t": tunnel}                                                  the other end gave up
+    {"k": "d", "t": tunnel}                                                  answer delivered
 
 Each end keeps at most ``relay_window`` messages that the other has not taken
 yet, so a slow client or a busy owner holds back the other end as TCP would.
 Messages carry sequence numbers: a gap (pub/sub drops messages while Redis
-reconnects) ends the tunnel instead of delivering out of order.
+reconnects) ends the tunnel instead of delivering out of order. The node that
+relayed a GET says when it has passed the answer on ("d"): the owner's next
+GET for that session waits for it, so packets that died with a relaying node
+close the session instead of vanishing.
 """
 
 from __future__ import annotations
@@ -145,6 +149,13 @@ class Tunnel:
         self.complete = False
         #: The other end's node died (rather than its client leaving).
         self.node_gone = False
+        #: The owner's side: the app has returned (the tunnel stays registered
+        #: only while an answer it wrote waits to be confirmed).
+        self.finished = False
+        #: An HTTP GET: the relaying node confirms it passed the answer on.
+        self.awaits_confirmation = False
+        self.confirmed = False
+        self._confirm = anyio.Event()
         self._inbox_in, self._inbox = anyio.create_memory_object_stream[list[Message]](self.window)
         self._pending: deque[Message] = deque()
         self._expected = 0
@@ -190,6 +201,7 @@ class Tunnel:
         self._inbox_in.close()
         self._credit.set()
         self.opened.set()
+        self._confirm.set()
 
     # -- taking and putting ----------------------------------------------------------
 
@@ -249,6 +261,25 @@ class Tunnel:
         if self.node_gone:
             return {"type": "http.disconnect", LOST_WITH_NODE: True}
         return {"type": "http.disconnect"}
+
+    def confirm(self) -> None:
+        """The relaying node wrote this GET's answer to its client."""
+        self.confirmed = True
+        self._confirm.set()
+
+    async def delivered(self) -> bool:
+        """Whether the relaying node passed the answer on (waits for it to say).
+
+        Its "d" frame is normally here before the client's next GET is; if not,
+        a node that is gone has not delivered it, and a live one is waited for
+        (within the idle timeout, after which the tunnel fails).
+        """
+        with anyio.move_on_after(LOST_GRACE):
+            await self._confirm.wait()
+        if not self.confirmed and not await self.lost():
+            await self._confirm.wait()
+        self.relay.drop(self)
+        return self.confirmed
 
     async def lost(self) -> bool:
         """Whether the node at the other end has died (asked of Redis now).
@@ -318,6 +349,10 @@ class SessionRelay:
         if len(sid) == SID_LENGTH and not sid.startswith(self.node_id):
             return sid[:NODE_ID_LENGTH]
         return None
+
+    def drop(self, tunnel: Tunnel) -> None:
+        if self._tunnels.get(tunnel.id) is tunnel:
+            del self._tunnels[tunnel.id]
 
     async def alive(self, node: str) -> bool:
         """Whether ``node`` still listens (``True`` when the bus cannot tell)."""
@@ -400,7 +435,9 @@ class SessionRelay:
             now = clock()
             quiet: dict[str, list[Tunnel]] = {}
             for tunnel in list(self._tunnels.values()):
-                if now - tunnel.heard >= self.idle_timeout:
+                if tunnel.finished and tunnel.failed is not None:
+                    self.drop(tunnel)
+                elif now - tunnel.heard >= self.idle_timeout:
                     tunnel.fail(f"nothing heard for {self.idle_timeout:g}s")
                 elif now - tunnel.heard >= self.check_interval:
                     quiet.setdefault(tunnel.peer, []).append(tunnel)
@@ -434,6 +471,10 @@ class SessionRelay:
         elif kind == "x":
             tunnel.heard = clock()
             tunnel.fail("the other end ended")
+        elif kind == "d":
+            tunnel.confirm()
+            if tunnel.finished:
+                self.drop(tunnel)
 
     def _open(self, tid: str, frame: dict[str, Any]) -> None:
         if self._tg is None or tid in self._tunnels:
@@ -444,7 +485,8 @@ class SessionRelay:
             scope["client"] = tuple(scope["client"])
         scope["realtime.relayed"] = True
         tunnel = Tunnel(self, tid, frame["f"], scope.get("type") == "websocket")
-        scope["realtime.poll_lost"] = tunnel.lost
+        tunnel.awaits_confirmation = scope.get("method") == "GET"
+        scope["realtime.relayed_poll"] = tunnel
         self._tunnels[tid] = tunnel
         tunnel.deliver(frame["q"], frame["m"])
         self.served += 1
@@ -457,9 +499,11 @@ class SessionRelay:
         except Exception:
             logger.exception("relay tunnel %s: error serving it", tunnel.id)
         finally:
-            self._tunnels.pop(tunnel.id, None)
+            tunnel.finished = True
             if not tunnel.complete and tunnel.failed is None:
                 tunnel.put_end()
+            if not (tunnel.complete and tunnel.awaits_confirmation) or tunnel.confirmed:
+                self.drop(tunnel)
 
     # -- the side the client reached -------------------------------------------------
 
@@ -474,6 +518,7 @@ class SessionRelay:
         tid = f"{self.node_id}.{next(self._serial)}"
         opening = {"k": "o", "f": self.node_id, "s": portable_scope(scope)}
         tunnel = Tunnel(self, tid, owner, scope["type"] == "websocket", opening)
+        tunnel.awaits_confirmation = scope.get("method") == "GET"
         self._tunnels[tid] = tunnel
         self.forwarded += 1
         started = False
@@ -523,4 +568,6 @@ class SessionRelay:
             started = True
             if _completes(message):
                 tunnel.complete = True
+                if tunnel.awaits_confirmation:
+                    tunnel.relay.post(tunnel.peer, {"k": "d", "t": tunnel.id})
                 return True

@@ -262,3 +262,46 @@ async def test_a_get_retried_after_its_relaying_node_died_keeps_the_session(
             with anyio.fail_after(20):
                 await retried.wait()
         assert answers == ["200 431[1]"]
+
+
+async def test_an_answer_that_died_with_its_relaying_node_closes_the_session(
+    three_nodes: list[tuple[str, object]],
+) -> None:
+    """The owner wrote an ack into a GET relayed by b; b froze, then died, before
+    passing it on. The retry through c must not be served as if nothing was
+    lost: the session ends and the client learns it (400), rather than going on
+    without the ack."""
+    (a, _), (b, proc_b), (c, _) = three_nodes
+    async with httpx.AsyncClient(timeout=40) as client:
+        sid = await handshake(client, a)
+        await client.post(f"{a}{QUERY}&sid={sid}", content="40")
+        await client.get(f"{a}{QUERY}&sid={sid}")
+
+        async def doomed() -> None:
+            with contextlib.suppress(httpx.TransportError):
+                await client.get(f"{b}{QUERY}&sid={sid}")
+
+        answered = anyio.Event()
+        answers: list[httpx.Response] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(doomed)
+            await anyio.sleep(0.5)
+            proc_b.send_signal(signal.SIGSTOP)  # type: ignore[attr-defined]
+            # the ack goes into the GET b holds, and no further
+            assert (await client.post(f"{a}{QUERY}&sid={sid}", content='421["rooms"]')).text == "ok"
+            await anyio.sleep(0.5)
+
+            async def retry() -> None:
+                answers.append(await client.get(f"{c}{QUERY}&sid={sid}"))
+                answered.set()
+
+            tg.start_soon(retry)
+            await anyio.sleep(0.5)
+            assert not answered.is_set()  # b is alive as far as Redis knows: waited for
+            proc_b.send_signal(signal.SIGKILL)  # type: ignore[attr-defined]
+            with anyio.fail_after(25):
+                await answered.wait()
+            tg.cancel_scope.cancel()
+        assert answers[0].status_code == 400
+        response = await client.get(f"{a}{QUERY}&sid={sid}")
+        assert response.json() == {"code": 1, "message": "Session ID unknown"}

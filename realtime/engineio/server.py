@@ -96,7 +96,7 @@ class EngineServer:
         self._tg: TaskGroup | None = None
         self._event_type: Callable[[], anyio.Event] = anyio.Event
         self.workers = Workers(self.start_soon, self.new_event)
-        #: Told about handshakes, upgrades, bytes and drops when set (see observer.py).
+        #: Told about sessions, upgrades, packets, bytes and drops when set (see observer.py).
         self.observer: EngineObserver | None = None
 
     # -- lifespan -------------------------------------------------------------
@@ -235,6 +235,8 @@ class EngineServer:
     async def session_finished(self, session: EngineSession, reason: CloseReason) -> None:
         if session.transport == "websocket" or reason not in GRACEFUL:
             self.forget(session)
+        if self.observer is not None:
+            self.observer.session_closed(session, reason.value)
         try:
             await self.handler.on_disconnect(session, reason)
         except Exception:

@@ -295,6 +295,7 @@ def test_cluster_of_two_nodes() -> None:
     assert result["servers"] == ["node-a", "node-b"]
     assert result["listed"]["data"] == {"node": "node-b"}
     assert result["listed"]["rooms"] == [result["listed"]["id"]]
+    assert result["joinedRoom"] == "attic"
     assert result["reason"] == "server namespace disconnect"
     assert result["clientReason"] == "io server disconnect"
     # A user of node B connected before the UI logged in to node A is listed at login,

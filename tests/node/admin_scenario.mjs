@@ -287,11 +287,15 @@ const scenarios = {
     await once(carol, "connect");
     const carolId = carol.id;
     const [listed] = await seen;
+    // The UI on node A makes carol (on node B) join a room: node B reports it.
+    const joined = until(a, "room_joined", (n, room, id) => id === carolId && room === "attic", 15000);
+    a.emit("join", "/", "attic", carolId);
+    const [, joinedRoom] = await joined;
     const gone = until(a, "socket_disconnected", (n, id) => id === carolId, 15000);
     const carolReason = once(carol, "disconnect", 15000);
     a.emit("_disconnect", "/", false, carolId);
     const [[, , reason], [clientReason]] = await Promise.all([gone, carolReason]);
-    return { servers: [...servers].sort(), listed, reason, clientReason, earlier };
+    return { servers: [...servers].sort(), listed, joinedRoom, reason, clientReason, earlier };
   },
 };
 

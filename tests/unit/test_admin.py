@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -253,3 +254,24 @@ async def test_production_mode_sends_only_stats() -> None:
         await user.drop(CloseReason.TRANSPORT_CLOSE)
         # The stats come hourly here: nothing else is sent in production mode.
         assert await admin_events(ui) == []
+
+
+@pytest.mark.anyio
+async def test_a_full_queue_drops_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    sio = Server()
+    monitor = sio.instrument(auth=False, stats_interval=3600.0, max_queued=2)
+    async with sio.lifespan():
+        ui = await Peer(sio).open()
+        await ui.join("/admin")
+        await admin_events(ui)
+        with caplog.at_level(logging.WARNING, logger="realtime.admin"):
+            # No await: the queue's task cannot run. It waits for one event (taken at
+            # once), two wait in the queue, the rest are dropped.
+            for room in ("a", "b", "c", "d", "e"):
+                monitor.room_joined("/", room, "s")
+        assert monitor.dropped == 2
+        assert len(caplog.records) == 1
+        assert [e[2] for e in await admin_events(ui)] == ["a", "b", "c"]
+        monitor.room_joined("/", "f", "s")  # drained: taken again
+        assert [e[2] for e in await admin_events(ui)] == ["f"]
+        assert monitor.dropped == 2

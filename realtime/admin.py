@@ -1,12 +1,15 @@
 """Server side of the Socket.IO Admin UI (``@socket.io/admin-ui`` 0.5).
 
-``instrument(sio, auth=...)`` adds the ``/admin`` namespace the UI connects to.
-The server calls this module only through ``sio.monitor``, which is ``None``
-until instrumented, so an uninstrumented server pays one attribute test per
-connect and disconnect. Events in and out are watched with the sockets' own
-``on_any``/``on_any_outgoing`` listeners (development mode only); room changes
-and transport upgrades are found by comparing snapshots on each stats tick, so
-``sockets_join`` from anywhere in a cluster is seen without hooks in adapters.
+``instrument(sio, auth=...)`` adds the ``/admin`` namespace the UI connects to
+and a :class:`Monitor`, which observes the server through the same observer
+interface as the Prometheus metrics (``realtime/socketio/observer.py``), so an
+uninstrumented server pays one attribute test per hook. As in the reference
+server, packets and bytes are counted per Engine.IO packet for the charts and
+sent with the stats every ``stats_interval``; in development mode sockets
+connecting and disconnecting, room changes (seen where the adapter makes them,
+so a ``sockets_join`` from anywhere in a cluster is reported by the socket's
+own node), transport upgrades, ``socket.data`` changes and events in and out
+are sent as they happen.
 """
 
 from __future__ import annotations
@@ -17,19 +20,26 @@ import secrets
 import socket as _host
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.to_thread
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from realtime.adapters.cluster import RemoteSocket
 from realtime.adapters.memory import InMemoryAdapter
+from realtime.admin_wire import WatchedData, now_iso, serialize, serialize_remote
+from realtime.engineio.config import Transport
+from realtime.engineio.packets import OutPacket, message_size, utf8_size
 from realtime.exceptions import ConnectionRefusedError
+from realtime.socketio.observer import SocketObserver
 from realtime.socketio.socket import Socket
 
 if TYPE_CHECKING:
+    from realtime.engineio.connection import EngineSession
     from realtime.socketio.namespace import Namespace
     from realtime.socketio.server import Server
 
@@ -70,79 +80,22 @@ class BasicAuth:
         return await anyio.to_thread.run_sync(bcrypt.checkpw, password.encode(), self.password_hash)
 
 
-def now_iso() -> str:
-    """A JavaScript ``Date`` as JSON.stringify writes it."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+#: What waits in the monitor's queue: an event and its arguments (``None`` for
+#: ``server_stats``, whose counts are taken when it is sent).
+_Queued = tuple[str, tuple[Any, ...] | None]
 
 
-def serialize_remote(socket: RemoteSocket, nsp: str) -> dict[str, Any]:
-    """A socket of another node (from ``fetch_sockets``), in the same shape.
+@dataclass(eq=False)
+class Monitor(SocketObserver):
+    """The instrumentation of one server: what ``sio.monitor`` holds.
 
-    Its client id and transport travel in ``data["_admin"]``, where its own
-    node put them, as the reference server does.
+    It observes the server (see :mod:`realtime.socketio.observer`): packets and
+    bytes for the charts, and in development mode sockets, rooms, transports
+    and data, each sent to the UI as it happens. What it sends goes through
+    one queue (at most ``max_queued`` waiting; past that, events are dropped
+    with a warning) drained by one task, so that hooks never wait and the UI
+    gets events in the order they happened.
     """
-    hs = socket.handshake
-    raw_headers = hs.get("headers")
-    headers: dict[str, Any] = raw_headers if isinstance(raw_headers, dict) else {}
-    raw_admin = socket.data.get("_admin")
-    admin: dict[str, Any] = raw_admin if isinstance(raw_admin, dict) else {}
-    address = headers.get("cf-connecting-ip") or headers.get("x-forwarded-for") or hs.get("address")
-    return {
-        "id": socket.id,
-        "clientId": admin.get("clientId"),
-        "transport": admin.get("transport"),
-        "nsp": nsp,
-        "data": {k: v for k, v in socket.data.items() if k != "_admin"},
-        "handshake": {
-            "address": address,
-            "headers": headers,
-            "query": hs.get("query"),
-            "issued": hs.get("issued"),
-            "secure": hs.get("secure"),
-            "time": hs.get("time"),
-            "url": hs.get("url"),
-            "xdomain": hs.get("xdomain"),
-        },
-        "rooms": sorted(socket.rooms),
-    }
-
-
-def serialize(socket: Socket) -> dict[str, Any]:
-    """A socket in the shape of the UI's ``SerializedSocket``."""
-    hs = socket.handshake
-    headers = dict(hs.headers.items())
-    address = headers.get("cf-connecting-ip") or headers.get("x-forwarded-for") or hs.address
-    return {
-        "id": socket.id,
-        "clientId": socket.connection.session.sid[:12],
-        "transport": socket.transport,
-        "nsp": socket.namespace.name,
-        "data": {k: v for k, v in socket.data.items() if k != "_admin"},
-        "handshake": {
-            "address": address,
-            "headers": headers,
-            "query": hs.query,
-            "issued": int(hs.time * 1000),
-            "secure": hs.secure,
-            "time": datetime.fromtimestamp(hs.time, UTC).strftime("%a %b %d %Y %H:%M:%S GMT+0000"),
-            "url": hs.url,
-            "xdomain": hs.xdomain,
-        },
-        "rooms": sorted(socket.rooms),
-    }
-
-
-@dataclass
-class _Seen:
-    """What the UI was last told about a socket, to report only changes."""
-
-    transport: str
-    rooms: frozenset[str]
-
-
-@dataclass
-class Monitor:
-    """The instrumentation of one server: what ``sio.monitor`` holds."""
 
     server: Server
     admin: Namespace
@@ -152,15 +105,26 @@ class Monitor:
     server_id: str
     stats_interval: float
     max_sessions: int
-    started: float = field(default_factory=time.monotonic)
+    max_queued: int
+    started_at: float = field(default_factory=time.monotonic)
     sessions: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    #: Aggregated counts not yet sent, by (second, type, subtype).
     events: dict[tuple[int, str, str | None], int] = field(default_factory=dict)
-    seen: dict[tuple[str, str], _Seen] = field(default_factory=dict)
-    ticking: bool = False
+    #: Events dropped because the queue was full.
+    dropped: int = 0
+    _queue: MemoryObjectSendStream[_Queued] | None = None
+    _overflowing: bool = False
+    # A broadcast queues one packet for every recipient: its size is measured once.
+    _last_packet: OutPacket | None = None
+    _last_size: int | None = None
 
     @property
     def development(self) -> bool:
         return self.mode == "development"
+
+    @property
+    def running(self) -> bool:
+        return self._queue is not None
 
     def features(self) -> list[str]:
         features = [] if self.read_only else list(ACTIONS)
@@ -169,16 +133,59 @@ class Monitor:
             features.append("ALL_EVENTS")
         return features
 
-    # -- hooks the server calls ---------------------------------------------------
+    # -- aggregated counts (the charts) ------------------------------------------------
 
     def count(self, kind: str, sub: str | None = None, n: int = 1) -> None:
-        """An aggregated event (``rawConnection``, ``rawDisconnection``...) for the charts."""
-        if not self.ticking:
-            self.start()
+        """An aggregated event (``rawConnection``, ``packetsOut``...) for the charts."""
         key = (int(time.time()), kind, sub)
         self.events[key] = self.events.get(key, 0) + n
 
-    async def socket_connected(self, socket: Socket) -> None:
+    def handshake(self, transport: Transport) -> None:
+        if not self.running:
+            self.start()  # instrumented after the server started
+        self.count("rawConnection")
+
+    def session_closed(self, session: EngineSession, reason: str) -> None:
+        self.count("rawDisconnection", reason)
+
+    def message_in(self, data: str | bytes) -> None:
+        # The reference counts packets with data: an empty text has none.
+        if isinstance(data, str):
+            if not data:
+                return
+            size = utf8_size(data)
+        else:
+            size = len(data)
+        self.count("packetsIn")
+        self.count("bytesIn", n=size)
+
+    def packets_queued(self, packets: Sequence[OutPacket]) -> None:
+        count = total = 0
+        for packet in packets:
+            if packet is self._last_packet:
+                size = self._last_size
+            else:
+                size = message_size(packet)
+                self._last_packet, self._last_size = packet, size
+            if size is not None:
+                count += 1
+                total += size
+        if count:
+            self.count("packetsOut", n=count)
+            self.count("bytesOut", n=total)
+
+    # -- what the UI is told as it happens (development mode) ---------------------------
+
+    def started(self) -> None:
+        self.start()
+
+    def socket_connected(self, socket: Socket) -> None:
+        try:
+            self._announce(socket)
+        except Exception:  # never into the server's connect path
+            logger.exception("Admin UI: could not report socket %s", socket.id)
+
+    def _announce(self, socket: Socket) -> None:
         # What another node's Admin UI needs to list this socket (fetch_sockets
         # carries data, not the transport), as the reference server stores it.
         socket.data["_admin"] = {
@@ -188,36 +195,121 @@ class Monitor:
         if not self.development:
             return
         nsp = socket.namespace
-        self.seen[(nsp.name, socket.id)] = _Seen(socket.transport, socket.rooms)
+        name, sid = nsp.name, socket.id
+        socket.data = WatchedData(socket.data, partial(self._data_changed, name, sid))
         if nsp is not self.admin:
 
-            async def received(event: str, *args: Any) -> None:
-                await self._emit("event_received", nsp.name, socket.id, [event, *args], now_iso())
+            def received(event: str, *args: Any) -> None:
+                self._push("event_received", name, sid, [event, *args], now_iso())
 
-            async def sent(event: str, *args: Any) -> None:
-                await self._emit("event_sent", nsp.name, socket.id, [event, *args], now_iso())
+            def sent(event: str, *args: Any) -> None:
+                self._push("event_sent", name, sid, [event, *args], now_iso())
 
             socket.on_any(received)
             socket.on_any_outgoing(sent)
-        await self._emit("socket_connected", serialize(socket), now_iso())
+        self._push("socket_connected", serialize(socket), now_iso())
 
-    async def socket_disconnected(self, socket: Socket, reason: str) -> None:
-        if not self.development or self.seen.pop((socket.namespace.name, socket.id), None) is None:
+    def socket_disconnected(self, socket: Socket, reason: str) -> None:
+        if self.development:
+            self._push("socket_disconnected", socket.namespace.name, socket.id, reason, now_iso())
+
+    def room_joined(self, namespace: str, room: str, sid: str) -> None:
+        if self.development:
+            self._push("room_joined", namespace, room, sid, now_iso())
+
+    def room_left(self, namespace: str, room: str, sid: str) -> None:
+        if self.development:
+            self._push("room_left", namespace, room, sid, now_iso())
+
+    def upgrade_finished(self, session: EngineSession, ok: bool) -> None:
+        connection = self.server.connections.get(session.sid) if ok else None
+        if connection is None:
             return
-        nsp = socket.namespace.name
-        await self._emit("socket_disconnected", nsp, socket.id, str(reason), now_iso())
+        transport = session.transport
+        for socket in list(connection.sockets.values()):
+            admin = socket.data.get("_admin")
+            if isinstance(admin, dict):
+                admin["transport"] = transport
+            if self.development and socket.connected:
+                update = {"id": socket.id, "nsp": socket.namespace.name, "transport": transport}
+                self._push("socket_updated", update)
 
-    # -- the /admin namespace -----------------------------------------------------
+    def _data_changed(self, nsp: str, sid: str, data: dict[str, Any]) -> None:
+        shown = {k: v for k, v in data.items() if k != "_admin"}
+        self._push("socket_updated", {"id": sid, "nsp": nsp, "data": shown})
+
+    # -- the queue to the UI ------------------------------------------------------------
+
+    def _push(self, event: str, *args: Any) -> None:
+        """Queue ``event`` for every UI; never waits, never raises into the server."""
+        self._put((event, args))
+
+    def _put(self, item: _Queued) -> None:
+        queue = self._queue
+        if queue is None or not self.has_audience():
+            return
+        try:
+            queue.send_nowait(item)
+        except anyio.WouldBlock:
+            event = item[0]
+            self.dropped += 1
+            if not self._overflowing:
+                self._overflowing = True
+                logger.warning(
+                    "Admin UI: %d events waiting to be sent (max_queued): dropping %s and "
+                    "what follows until the queue drains",
+                    self.max_queued,
+                    event,
+                )
+
+    def start(self) -> None:
+        """Start the queue and the stats tick (the server calls this when it starts; a
+        late ``instrument()`` starts them on the first handshake)."""
+        if self.running or not self.server.engine.running:
+            return
+        send, receive = anyio.create_memory_object_stream[_Queued](self.max_queued)
+        self._queue = send
+        self.server.engine.start_soon(self._run, send, receive)
+
+    async def _run(
+        self, send: MemoryObjectSendStream[_Queued], receive: MemoryObjectReceiveStream[_Queued]
+    ) -> None:
+        try:
+            async with anyio.create_task_group() as tg, receive:
+                tg.start_soon(self._tick)
+                async for event, args in receive:
+                    if args is None:
+                        args = (self.stats(),)
+                    await self._emit(event, *args)
+                    if self._overflowing and not receive.statistics().current_buffer_used:
+                        self._overflowing = False
+        finally:
+            if self._queue is send:
+                self._queue = None
+            send.close()
 
     async def _emit(self, event: str, *args: Any) -> None:
-        """To every UI; a failure (a cluster adapter down) is logged, never raised into
-        the server's connect and disconnect paths, which call this."""
-        if not self.has_audience():
-            return
+        """To every UI; a failure (a cluster adapter down) is logged, not raised."""
         try:
             await self.admin.emit(event, *args)
         except Exception:
             logger.exception("could not send %s to the Admin UI", event)
+
+    async def _tick(self) -> None:
+        while True:
+            await anyio.sleep(self.stats_interval)
+            if not self.has_audience():
+                self.events = {}  # nobody to chart them for: keep memory flat
+                continue
+            # The counts are taken when it is sent: nothing queued falls in between.
+            self._put(("server_stats", None))
+
+    def has_audience(self) -> bool:
+        """A UI may be listening: one is connected here, or on another node of a cluster
+        (whose adapter forwards what this node emits)."""
+        return bool(self.admin.sockets) or type(self.admin.adapter) is not InMemoryAdapter
+
+    # -- the /admin namespace -----------------------------------------------------
 
     async def middleware(self, socket: Socket) -> None:
         if self.auth is None:
@@ -243,20 +335,7 @@ class Monitor:
         if self.development:
             await socket.emit("all_sockets", await self.all_sockets())
         await socket.emit("server_stats", self.stats())
-        if not self.ticking:
-            self.start()
-
-    def has_audience(self) -> bool:
-        """A UI may be listening: one is connected here, or on another node of a cluster
-        (whose adapter forwards what this node emits)."""
-        return bool(self.admin.sockets) or type(self.admin.adapter) is not InMemoryAdapter
-
-    def start(self) -> None:
-        """Start the stats tick (the server does when it starts; a late ``instrument()``
-        starts it on the first connection)."""
-        if self.server.engine.running and not self.ticking:
-            self.ticking = True
-            self.server.engine.start_soon(self._tick)
+        self.start()
 
     async def all_sockets(self) -> list[dict[str, Any]]:
         """Every socket of every node (``fetch_sockets`` spans the cluster)."""
@@ -297,6 +376,7 @@ class Monitor:
         socket.on("_disconnect", disconnect)
 
     def stats(self) -> dict[str, Any]:
+        """The ``server_stats`` payload; takes (and clears) the aggregated counts."""
         sessions = self.server.engine.sessions.values()
         events: list[dict[str, Any]] = []
         for (ts, kind, sub), n in self.events.items():
@@ -309,7 +389,7 @@ class Monitor:
             "serverId": self.server_id,
             "hostname": _host.gethostname(),
             "pid": os.getpid(),
-            "uptime": time.monotonic() - self.started,
+            "uptime": time.monotonic() - self.started_at,
             "clientsCount": len(self.server.engine.sessions),
             "pollingClientsCount": sum(1 for s in sessions if s.transport == "polling"),
             "aggregatedEvents": events,
@@ -317,33 +397,6 @@ class Monitor:
                 {"name": ns.name, "socketsCount": len(ns.sockets)} for ns in self.namespaces()
             ],
         }
-
-    async def _tick(self) -> None:
-        while True:
-            await anyio.sleep(self.stats_interval)
-            if not self.has_audience():
-                self.events = {}  # nobody to chart them for: keep memory flat
-                continue
-            await self._emit("server_stats", self.stats())
-            if self.development:
-                await self._report_changes()
-
-    async def _report_changes(self) -> None:
-        """Room and transport changes since the last tick, as the UI's events."""
-        for ns in self.namespaces():
-            for socket in list(ns.sockets.values()):
-                seen = self.seen.get((ns.name, socket.id))
-                if seen is None:
-                    continue
-                rooms, transport = socket.rooms, socket.transport
-                for room in sorted(rooms - seen.rooms):
-                    await self._emit("room_joined", ns.name, room, socket.id, now_iso())
-                for room in sorted(seen.rooms - rooms):
-                    await self._emit("room_left", ns.name, room, socket.id, now_iso())
-                if transport != seen.transport:
-                    update = {"id": socket.id, "nsp": ns.name, "transport": transport}
-                    await self._emit("socket_updated", update)
-                seen.rooms, seen.transport = rooms, transport
 
 
 def instrument(
@@ -356,16 +409,19 @@ def instrument(
     server_id: str | None = None,
     stats_interval: float = 2.0,
     max_sessions: int = 1000,
+    max_queued: int = 10_000,
 ) -> Monitor:
     """Serve the Admin UI's ``namespace`` on ``server``; returns the monitor.
 
     ``auth`` is ``{"type": "basic", "username": ..., "password": <bcrypt hash>}``
-    or ``False`` (explicitly none). ``mode="development"`` streams every socket,
-    room change and event (costly on a busy server); ``"production"`` sends only
-    the periodic stats. ``read_only`` hides and refuses the UI's actions (emit,
-    join, leave, disconnect). ``server_id`` names this node in a cluster
+    or ``False`` (explicitly none). ``mode="development"`` sends every socket,
+    room change, transport upgrade, data change and event as it happens (costly
+    on a busy server); ``"production"`` sends only the stats, every
+    ``stats_interval`` seconds. ``read_only`` hides and refuses the UI's actions
+    (emit, join, leave, disconnect). ``server_id`` names this node in a cluster
     (default: hostname#pid). ``max_sessions`` bounds the remembered login
-    sessions (oldest forgotten first).
+    sessions (oldest forgotten first); ``max_queued`` the events waiting to be
+    sent to the UI (past it they are dropped, with a warning).
     """
     if auth is not False:
         if not isinstance(auth, dict):
@@ -375,8 +431,10 @@ def instrument(
         basic = None
     if mode not in ("development", "production"):
         raise AdminConfigError("mode must be 'development' or 'production'")
-    if not stats_interval > 0 or max_sessions < 1:
-        raise AdminConfigError("stats_interval must be positive, max_sessions at least 1")
+    if not stats_interval > 0 or max_sessions < 1 or max_queued < 1:
+        raise AdminConfigError(
+            "stats_interval must be positive, max_sessions and max_queued at least 1"
+        )
     admin = server.of(namespace)
     monitor = Monitor(
         server=server,
@@ -387,8 +445,12 @@ def instrument(
         server_id=server_id or f"{_host.gethostname()}#{os.getpid()}",
         stats_interval=stats_interval,
         max_sessions=max_sessions,
+        max_queued=max_queued,
     )
     admin.use(monitor.middleware)
     admin.on("connect", monitor.on_connect)
     server.monitor = monitor
+    server.observe(monitor)
+    if server.engine.running:
+        monitor.start()
     return monitor

@@ -1,9 +1,10 @@
 """Prometheus metrics for a :class:`~realtime.Server` (opt-in: the ``metrics`` extra).
 
 Turn them on with ``sio.instrument_metrics()`` and mount :func:`metrics_app`
-at ``/metrics``. The engine and Socket.IO layers only call small observer
-hooks (``realtime/engineio/observer.py``, ``realtime/socketio/observer.py``)
-behind a ``None`` check; this module is the one that imports prometheus-client.
+at ``/metrics``. The engine and Socket.IO layers only call the observer
+hooks of ``realtime/socketio/observer.py`` (which :class:`Metrics` implements,
+as the Admin UI's monitor does) behind a ``None`` check; this module is the
+one that imports prometheus-client.
 
 Under ``uvicorn --workers N`` each worker is its own process: set
 ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory before starting, and
@@ -31,10 +32,12 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import Receive, Scope, Send
 
 from realtime.engineio.config import Transport
+from realtime.socketio.observer import SocketObserver
 
 if TYPE_CHECKING:
     from realtime.engineio.connection import EngineSession
     from realtime.socketio.server import Server
+    from realtime.socketio.socket import Socket
 
 #: Handler duration buckets, in seconds: sub-millisecond handlers to slow ones.
 HANDLER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -42,7 +45,7 @@ HANDLER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 FAN_OUT_BUCKETS = (0, 1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000)
 
 
-class Metrics:
+class Metrics(SocketObserver):
     """The metric families, and the observer hooks both layers call.
 
     ``registry``: where the metrics are registered (the default registry
@@ -153,10 +156,9 @@ class Metrics:
         self._dropped_full = self.dropped.labels("buffer_full")
 
     def instrument(self, server: Server) -> Metrics:
-        """Attach to ``server`` (and its engine); returns ``self``."""
+        """Attach to ``server`` (and its engine), beside any other observer; returns ``self``."""
         self.server = server
-        server.observer = self
-        server.engine.observer = self
+        server.observe(self)
         return self
 
     # -- engine hooks --------------------------------------------------------------
@@ -204,11 +206,12 @@ class Metrics:
 
     # -- Socket.IO hooks -----------------------------------------------------------
 
-    def socket_connected(self, namespace: str, transport: str) -> None:
-        self.connected.labels(transport, namespace).inc()
+    def socket_connected(self, socket: Socket) -> None:
+        self.connected.labels(socket.transport, socket.namespace.name).inc()
 
-    def socket_disconnected(self, namespace: str, transport: str, reason: str) -> None:
-        self.connected.labels(transport, namespace).dec()
+    def socket_disconnected(self, socket: Socket, reason: str) -> None:
+        namespace = socket.namespace.name
+        self.connected.labels(socket.transport, namespace).dec()
         self.disconnects.labels(namespace, reason).inc()
 
     def event_in(self, namespace: str) -> None:

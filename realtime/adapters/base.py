@@ -64,7 +64,13 @@ class SocketDetails(Protocol):
 
 
 class LocalNamespace(Protocol):
-    """The delivery side of a namespace's own sockets, as an adapter sees it."""
+    """The delivery side of a namespace's own sockets, as an adapter sees it.
+
+    A namespace may also take reports, which the in-memory adapter (and so
+    every adapter built on it) makes when present: ``room_joined(sid, room)``
+    and ``room_left(sid, room)`` for each change of a local socket's rooms,
+    and ``fanned_out(recipients)`` after each local broadcast.
+    """
 
     @property
     def name(self) -> str: ...

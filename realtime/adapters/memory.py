@@ -21,18 +21,42 @@ if TYPE_CHECKING:
 
 
 class InMemoryAdapter(Adapter):
-    """Rooms as two maps (room -> sockets, socket -> rooms), kept in step."""
+    """Rooms as two maps (room -> sockets, socket -> rooms), kept in step.
+
+    Each change of a socket's rooms, whoever made it (the socket, a selector,
+    a peer through a cluster adapter, a disconnection), is reported to the
+    namespace's optional ``room_joined``/``room_left`` (see
+    :class:`~realtime.adapters.base.LocalNamespace`), as the reference
+    adapter's ``join-room``/``leave-room`` events: the Admin UI shows it at once.
+    """
 
     def __init__(self, namespace: LocalNamespace) -> None:
         super().__init__(namespace)
         self._rooms: dict[str, set[SocketId]] = {}
         self._sids: dict[SocketId, set[str]] = {}
+        # Optional in LocalNamespace: looked up once, not per change.
+        self._report_join: Callable[[SocketId, str], None] | None = getattr(
+            namespace, "room_joined", None
+        )
+        self._report_leave: Callable[[SocketId, str], None] | None = getattr(
+            namespace, "room_left", None
+        )
 
     async def add_all(self, sid: SocketId, rooms: Iterable[str]) -> None:
         joined = self._sids.setdefault(sid, set())
         for room in rooms:
-            joined.add(room)
-            self._rooms.setdefault(room, set()).add(sid)
+            self._join_room(sid, joined, room)
+
+    def _join_room(self, sid: SocketId, joined: set[str], room: str) -> None:
+        members = self._rooms.get(room)
+        if members is None:
+            members = self._rooms[room] = set()
+        elif sid in members:
+            return
+        members.add(sid)
+        joined.add(room)
+        if self._report_join is not None:
+            self._report_join(sid, room)
 
     async def delete(self, sid: SocketId, room: str) -> None:
         self._sids.get(sid, set()).discard(room)
@@ -44,10 +68,13 @@ class InMemoryAdapter(Adapter):
 
     def _leave_room(self, sid: SocketId, room: str) -> None:
         members = self._rooms.get(room)
-        if members is not None:
-            members.discard(sid)
-            if not members:
-                del self._rooms[room]  # an empty room does not linger
+        if members is None or sid not in members:
+            return
+        members.remove(sid)
+        if not members:
+            del self._rooms[room]  # an empty room does not linger
+        if self._report_leave is not None:
+            self._report_leave(sid, room)
 
     def socket_rooms(self, sid: SocketId) -> frozenset[str]:
         return frozenset(self._sids.get(sid, ()))
@@ -133,8 +160,7 @@ class InMemoryAdapter(Adapter):
         for sid in list(self._targets(opts)):
             joined = self._sids.setdefault(sid, set())
             for room in rooms:
-                joined.add(room)
-                self._rooms.setdefault(room, set()).add(sid)
+                self._join_room(sid, joined, room)
 
     async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         self.del_sockets_now(opts, rooms)

@@ -203,6 +203,9 @@ class EngineSession:
         Never awaits: a broadcast to a thousand sessions is a thousand appends.
         """
         if self.state.enqueue(packets):
+            observer = self._server.observer
+            if observer is not None:
+                observer.packets_queued(packets)
             self.wake()
             return True
         self._overflowed()
@@ -220,6 +223,9 @@ class EngineSession:
         if not state.enqueue(packets):
             self._overflowed()
             return False
+        observer = self._server.observer
+        if observer is not None:
+            observer.packets_queued(packets)
         if self.ws_send is not None and not self._writing and state.transport == "websocket":
             await self.write_outbox()
         else:

@@ -77,6 +77,32 @@ class OutPacket:
         return f"OutPacket({self.ws!r})"
 
 
+def utf8_size(text: str) -> int:
+    """Bytes of ``text`` in UTF-8, as Node's ``Buffer.byteLength`` counts them.
+
+    ASCII (most traffic) is counted without encoding. A lone surrogate counts
+    three bytes, as the replacement character Node writes in its place.
+    """
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def message_size(packet: OutPacket) -> int | None:
+    """Bytes of an outgoing message packet's data (its type character not included),
+    or ``None`` for a packet that carries none (not a message, or an empty text).
+
+    What the reference Admin UI server counts as ``bytesOut`` for each packet
+    its engine creates: ``Buffer.byteLength(packet.data)``, for packets with data.
+    """
+    ws = packet.ws
+    if isinstance(ws, bytes):
+        return len(ws)  # a binary packet is always a message; empty, it still counts
+    if len(ws) < 2 or ws[0] != "4":
+        return None
+    return utf8_size(ws) - 1
+
+
 NOOP = OutPacket.of(PacketType.NOOP)
 PING = OutPacket.of(PacketType.PING)
 PONG_PROBE = OutPacket.of(PacketType.PONG, "probe")

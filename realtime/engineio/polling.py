@@ -234,6 +234,7 @@ async def _dispatch_post(
     # Answering after dispatch keeps the client from sending its next POST
     # while this one's packets are still being handled.
     step = session.config.packets_per_checkpoint
+    observer = session.observer
     for index, packet in enumerate(packets):
         if session.closed:
             break
@@ -241,6 +242,8 @@ async def _dispatch_post(
             await anyio.lowlevel.checkpoint()
         ptype = packet.type
         if ptype is PacketType.MESSAGE:
+            if observer is not None:
+                observer.message_in(packet.data)
             await handler.on_message(session, packet.data)
         elif ptype is PacketType.PONG:
             session.state.on_pong(clock())

@@ -103,7 +103,7 @@ class EngineServer:
         self._tg: TaskGroup | None = None
         self._event_type: Callable[[], anyio.Event] = anyio.Event
         self.workers = Workers(self.start_soon, self.new_event)
-        #: Told about handshakes, upgrades, bytes and drops when set (see observer.py).
+        #: Told about sessions, upgrades, packets, bytes and drops when set (see observer.py).
         self.observer: EngineObserver | None = None
         #: Set before the lifespan starts (the Redis adapter hands one down): requests
         #: for other nodes' sessions are then tunnelled to them (see relay.py).
@@ -263,6 +263,8 @@ class EngineServer:
     async def session_finished(self, session: EngineSession, reason: CloseReason) -> None:
         if session.transport == "websocket" or reason not in GRACEFUL:
             self.forget(session)
+        if self.observer is not None:
+            self.observer.session_closed(session, reason.value)
         try:
             await self.handler.on_disconnect(session, reason)
         except Exception:

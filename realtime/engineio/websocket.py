@@ -118,6 +118,8 @@ async def _read(session: EngineSession, handler: EngineHandler, receive: Receive
             return
         ptype = packet.type
         if ptype is PacketType.MESSAGE:
+            if observer is not None:
+                observer.message_in(packet.data)
             # May wait while the layer above is full (inbound backpressure):
             # this WebSocket is then not read, and TCP pushes back on the client.
             await handler.on_message(session, packet.data)

@@ -202,6 +202,16 @@ class Namespace(HandlerRegistry):
             self.server.observer.fan_out(self._name, recipients)
             self.server.observer.events_out(self._name, recipients)
 
+    def room_joined(self, sid: SocketId, room: str) -> None:
+        """The adapter added local socket ``sid`` to ``room`` (it was not in it)."""
+        if self.server.observer is not None:
+            self.server.observer.room_joined(self._name, room, sid)
+
+    def room_left(self, sid: SocketId, room: str) -> None:
+        """The adapter removed local socket ``sid`` from ``room``."""
+        if self.server.observer is not None:
+            self.server.observer.room_left(self._name, room, sid)
+
     def expect_ack(self, sid: SocketId, ack_id: int, callback: AckCallback) -> None:
         socket = self.sockets.get(sid)
         if socket is None:
@@ -268,8 +278,6 @@ class Namespace(HandlerRegistry):
         reply = Packet(PacketType.CONNECT, self._name, {"sid": socket.id})
         frames = [OutPacket.message(part) for part in encode(reply)]
         await connection.session.send_now([*frames, *socket.accept()])
-        if self.server.monitor is not None:
-            await self.server.monitor.socket_connected(socket)
         if socket.disconnect_requested is not None:
             await socket.disconnect(socket.disconnect_requested)
         return socket

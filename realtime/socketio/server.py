@@ -21,7 +21,7 @@ from realtime.socketio.broadcast import BroadcastOperator, Rooms
 from realtime.socketio.connection import Connection
 from realtime.socketio.handlers import Handler, Middleware
 from realtime.socketio.namespace import Namespace, NamespaceMatcher, ParentNamespace
-from realtime.socketio.observer import SocketObserver
+from realtime.socketio.observer import SocketObserver, combine
 from realtime.socketio.packets import MAIN_NAMESPACE, DecoderLimits, Packet, PacketType
 
 if TYPE_CHECKING:
@@ -100,11 +100,21 @@ class Server:
         #: Engine sessions that have not joined a namespace yet, with their deadline.
         self._unjoined: dict[str, float] = {}
         self._started = False
-        #: The Admin UI's instrumentation (see :meth:`instrument`); None costs nothing.
+        #: The Admin UI's instrumentation, once :meth:`instrument` made it.
         self.monitor: Monitor | None = None
-        #: Told about sockets, events, drops and broadcasts when set (metrics).
+        #: Told about sockets, rooms, events, packets and drops when set (metrics, the
+        #: Admin UI: see :meth:`observe`); ``None`` costs one attribute test per hook.
         self.observer: SocketObserver | None = None
         self.main = self.of(MAIN_NAMESPACE)
+
+    def observe(self, observer: SocketObserver) -> None:
+        """Report to ``observer`` from now on, as well as to any observer already set.
+
+        The server and its engine share it (see :mod:`realtime.socketio.observer`).
+        Observe before serving: a session open already may not report every hook.
+        """
+        self.observer = combine(self.observer, observer)
+        self.engine.observer = self.observer
 
     def instrument(self, **options: Any) -> Monitor:
         """Serve the Socket.IO Admin UI's namespace: see :func:`realtime.admin.instrument`."""
@@ -243,8 +253,8 @@ class Server:
             try:
                 async with self.engine.lifespan():
                     self.engine.start_soon(self._close_unjoined)
-                    if self.monitor is not None:
-                        self.monitor.start()
+                    if self.observer is not None:
+                        self.observer.started()
                     yield
             finally:
                 self._started = False
@@ -273,8 +283,6 @@ class Server:
         connection = Connection(self, session, self.limits, self.max_inflight_events)
         self.connections[session.sid] = connection
         self._unjoined[session.sid] = time.monotonic() + self.connect_timeout
-        if self.monitor is not None:
-            self.monitor.count("rawConnection")
 
     def joined(self, connection: Connection) -> None:
         self._unjoined.pop(connection.session.sid, None)
@@ -298,16 +306,11 @@ class Server:
 
     async def on_message(self, session: EngineSession, data: str | bytes) -> None:
         connection = self.connections.get(session.sid)
-        if self.monitor is not None:
-            self.monitor.count("packetsIn")
-            self.monitor.count("bytesIn", n=len(data.encode() if isinstance(data, str) else data))
         if connection is not None:
             await connection.receive(data)
 
     async def on_disconnect(self, session: EngineSession, reason: CloseReason) -> None:
         self._unjoined.pop(session.sid, None)
-        if self.monitor is not None:
-            self.monitor.count("rawDisconnection", str(reason))
         connection = self.connections.pop(session.sid, None)
         if connection is not None:
             await connection.closed(reason)

@@ -309,18 +309,16 @@ class Socket:
             return
         self.state = SocketState.DISCONNECTING
         self.disconnect_reason = reason
-        if self.namespace.server.observer is not None:
-            self.namespace.server.observer.socket_disconnected(
-                self.namespace.name, self.transport, reason.value
-            )
         try:
             await self._lifecycle("disconnecting", reason)
         finally:
             self.state = SocketState.DISCONNECTED
+            # Before it leaves its rooms: the Admin UI hears of the disconnection
+            # first, then of each room left, as from the reference server.
+            if self.namespace.server.observer is not None:
+                self.namespace.server.observer.socket_disconnected(self, reason.value)
             with anyio.CancelScope(shield=True):
                 await self._leave()
-                if self.namespace.server.monitor is not None:
-                    await self.namespace.server.monitor.socket_disconnected(self, reason)
         await self._lifecycle("disconnect", reason)
 
     async def _leave(self) -> None:
@@ -390,7 +388,7 @@ class Socket:
         pending, self._pending = self._pending or [], None
         self.state = SocketState.CONNECTED
         if self.namespace.server.observer is not None:
-            self.namespace.server.observer.socket_connected(self.namespace.name, self.transport)
+            self.namespace.server.observer.socket_connected(self)
         return pending
 
     async def refuse(self) -> None:

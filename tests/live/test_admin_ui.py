@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from realtime import Server, Socket
-from tests.servers import ROOT, require, require_node, serve
+from tests.servers import ROOT, require, require_node, serve, serve_process
 
 try:
     import bcrypt
@@ -42,18 +42,34 @@ def wait_for(condition: Any, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def make_server(**options: Any) -> Server:
+def make_server(stats_interval: float = 0.2, **options: Any) -> Server:
     sio = Server()
 
     @sio.on("connect")
     async def connect(socket: Socket, auth: dict[str, Any]) -> None:
-        await socket.join(str(auth.get("room", "lobby")))
+        socket.data["room"] = str(auth.get("room", "lobby"))
+        await socket.join(socket.data["room"])
 
     @sio.on("shout")
     async def shout(socket: Socket, *args: Any) -> None:
         return None
 
-    sio.instrument(auth=AUTH, stats_interval=0.2, **options)
+    @sio.on("echo")
+    async def echo(socket: Socket, *args: Any) -> tuple[Any, ...]:
+        return args
+
+    @sio.on("shout-room")
+    async def shout_room(socket: Socket, room: str, text: str) -> str:
+        await sio.to(room).emit("news", text)
+        return "ok"
+
+    @sio.on("enter")
+    async def enter(socket: Socket, room: str) -> None:
+        await socket.leave(socket.data["room"])
+        await socket.join(room)
+        socket.data["room"] = room
+
+    sio.instrument(auth=AUTH, stats_interval=stats_interval, **options)
     return sio
 
 
@@ -77,12 +93,9 @@ def test_login_list_watch_disconnect() -> None:
     sio = make_server(mode="development")
     with serve(sio.asgi_app()) as url:
         result = run_scenario("login", url)
-        # The users' sockets are gone, and nothing of them is left in the monitor (the
-        # node process may exit before its last admin connection says goodbye).
-        monitor = sio.monitor
-        assert monitor is not None
-        wait_for(lambda: not any(nsp == "/" for nsp, _ in monitor.seen))
-        assert not sio.main.sockets
+        # The users' sockets are gone (the node process may exit before its last
+        # admin connection says goodbye).
+        wait_for(lambda: not sio.main.sockets)
     assert len(result["session"]) == 16
     assert {"JOIN", "LEAVE", "DISCONNECT", "MDISCONNECT", "ALL_EVENTS"} <= set(result["features"])
     listed = result["listed"]
@@ -98,6 +111,103 @@ def test_login_list_watch_disconnect() -> None:
     assert result["reason"] == "server namespace disconnect"
     assert result["clientReason"] == "io server disconnect"
     assert result["sessionLogin"] is True
+
+
+def test_charts_count_packets_and_bytes_as_the_reference_does() -> None:
+    """The reference server counts, for its charts, each Engine.IO packet with data its
+    engine creates (out) and receives (in), ``Buffer.byteLength(data)`` bytes each. The
+    clients count the same on their side (Node's own ``Buffer.byteLength``): over the
+    ticks that span two users' whole visit, text of 1 to 4 bytes a character, binary
+    (empty too) over WebSocket and long-polling, acks and a room broadcast, the charts
+    get exactly what the clients counted."""
+    sio = make_server(mode="development")
+    with serve(sio.asgi_app()) as url:
+        result = run_scenario("traffic", url)
+    reported, expected = result["reported"], result["expected"]
+    assert expected["out"]["packets"] > 0
+    assert expected["out"]["bytes"] > expected["out"]["packets"]
+    assert reported.get("packetsOut") == expected["out"]["packets"]
+    assert reported.get("bytesOut") == expected["out"]["bytes"]
+    assert reported.get("packetsIn") == expected["in"]["packets"]
+    assert reported.get("bytesIn") == expected["in"]["bytes"]
+    assert reported.get("rawConnection") == 2
+    assert reported.get("rawDisconnection") == 2
+
+
+def test_changes_reach_the_ui_as_they_happen() -> None:
+    """Rooms joined and left (by the socket's handler, by the UI, by disconnecting), the
+    transport upgrade and data changes reach the UI at once, in the reference server's
+    events and order, with no stats tick in between: the stats come every hour here."""
+    sio = make_server(stats_interval=3600.0, mode="development")
+    with serve(sio.asgi_app()) as url:
+        result = run_scenario("live-updates", url)
+    assert result["ticks"] == 0
+    events = result["events"]
+    own = {"clientId": result["clientId"], "transport": "polling"}
+    # The connect handler runs before the UI hears of the socket (it may refuse it):
+    # the rooms it joined come first, and the socket is listed with them.
+    assert events[:3] == [
+        ["room_joined", "<own>"],
+        ["room_joined", "lobby"],
+        ["socket_connected", {**own, "rooms": sorted([result["id"], "lobby"])}],
+    ]
+    assert events[3:11] == [
+        ["socket_updated", {"transport": "websocket"}],
+        ["event_received", ["enter", "attic"]],
+        ["room_left", "lobby"],
+        ["room_joined", "attic"],
+        ["socket_updated", {"data": {"room": "attic"}}],
+        ["room_joined", "roof"],
+        ["room_left", "roof"],
+        ["socket_disconnected", "transport close"],
+    ]
+    # Then out of every room it was in, in no particular order.
+    assert sorted(events[11:]) == [["room_left", "<own>"], ["room_left", "attic"]]
+    assert unordered(events[3:]) == unordered(AFTER_CONNECT)
+
+
+#: What the UI hears of the socket of ``live-updates`` once it is listed, from either
+#: server (the order differs in one place: the reference defers ``room_left`` to
+#: the next tick of its event loop, so "enter" reports the room joined first).
+AFTER_CONNECT = [
+    ["socket_updated", {"transport": "websocket"}],
+    ["event_received", ["enter", "attic"]],
+    ["room_left", "lobby"],
+    ["room_joined", "attic"],
+    ["socket_updated", {"data": {"room": "attic"}}],
+    ["room_joined", "roof"],
+    ["room_left", "roof"],
+    ["socket_disconnected", "transport close"],
+    ["room_left", "<own>"],
+    ["room_left", "attic"],
+]
+
+
+def unordered(events: list[Any]) -> list[str]:
+    return sorted(json.dumps(event, sort_keys=True) for event in events)
+
+
+def test_the_reference_server_passes_the_same_scenarios() -> None:
+    """Node's socket.io 4.8 with ``@socket.io/admin-ui``, the same handlers, the same two
+    scenarios: its charts match what the clients counted too, and it sends the same
+    events once a socket is listed. So the two tests above hold our server to what the
+    reference does, not to what we think it does."""
+    node = require_node()
+    require((NODE_DIR / "node_modules/@socket.io/admin-ui").is_dir(), "npm ci in tests/node")
+    script = str(NODE_DIR / "admin_reference_server.mjs")
+    with serve_process([node, script, USER, HASH]) as url:
+        traffic = run_scenario("traffic", url)
+        updates = run_scenario("live-updates", url)
+    reported, expected = traffic["reported"], traffic["expected"]
+    assert reported.get("packetsOut") == expected["out"]["packets"]
+    assert reported.get("bytesOut") == expected["out"]["bytes"]
+    assert reported.get("packetsIn") == expected["in"]["packets"]
+    assert reported.get("bytesIn") == expected["in"]["bytes"]
+    events = updates["events"]
+    listed = next(
+        i for i, e in enumerate(events) if e[0] == "socket_updated" and "transport" in e[1]
+    )
+    assert unordered(events[listed:]) == unordered(AFTER_CONNECT)
 
 
 def test_wrong_credentials_refused() -> None:
@@ -132,7 +242,8 @@ def test_admin_ui_page_in_chromium() -> None:
     dist = NODE_DIR / "node_modules/@socket.io/admin-ui/ui/dist/index.html"
     require(dist.is_file(), "npm ci in tests/node (the Admin UI's page)")
     chat = load_chat()
-    chat.sio.instrument(auth=AUTH, mode="development")
+    # Stats hourly: the room change below must reach the page without a stats tick.
+    chat.sio.instrument(auth=AUTH, mode="development", stats_interval=3600.0)
     with serve(chat.app) as url:
         proc = subprocess.run(
             [node, "test/browser/admin_ui.mjs", url, USER, PASSWORD],
@@ -153,6 +264,14 @@ def test_admin_ui_page_in_chromium() -> None:
     rooms = details.split("Rooms ID ", 1)[1].split(" Rows per page", 1)[0]
     assert sorted(rooms.split()) == sorted([alice, "kitchen"])
     assert '"nick": "alice"' in details
+    moved = steps["moved"]["details"]
+    rooms = moved.split("Rooms ID ", 1)[1].split(" Rows per page", 1)[0]
+    assert sorted(rooms.split()) == sorted([alice, "attic"])
+    assert '"room": "attic"' in moved
+    totals = steps["charts"]["totals"]
+    assert totals["packetsOut"] > 0
+    assert totals["bytesOut"] > totals["packetsOut"]
+    assert totals["bytesIn"] > totals["packetsIn"] > 0
     assert "Event received Event name: nick" in steps["events"]["events"]
     assert steps["disconnected from the UI"]["reasons"] == ["io server disconnect"]
 
@@ -176,6 +295,7 @@ def test_cluster_of_two_nodes() -> None:
     assert result["servers"] == ["node-a", "node-b"]
     assert result["listed"]["data"] == {"node": "node-b"}
     assert result["listed"]["rooms"] == [result["listed"]["id"]]
+    assert result["joinedRoom"] == "attic"
     assert result["reason"] == "server namespace disconnect"
     assert result["clientReason"] == "io server disconnect"
     # A user of node B connected before the UI logged in to node A is listed at login,

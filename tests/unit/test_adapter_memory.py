@@ -35,6 +35,13 @@ class RecordingNamespace:
     acks: dict[tuple[SocketId, int], AckCallback] = field(default_factory=dict)
     disconnected: list[tuple[SocketId, bool]] = field(default_factory=list)
     refuse: set[SocketId] = field(default_factory=set)
+    room_changes: list[tuple[str, SocketId, str]] = field(default_factory=list)
+
+    def room_joined(self, sid: SocketId, room: str) -> None:
+        self.room_changes.append(("joined", sid, room))
+
+    def room_left(self, sid: SocketId, room: str) -> None:
+        self.room_changes.append(("left", sid, room))
 
     def deliver(self, sid: SocketId, frames: Sequence[OutPacket], *, volatile: bool) -> bool:
         self.delivered.append((sid, frames, volatile))
@@ -68,6 +75,40 @@ def opts(
     rooms: Sequence[str] = (), except_rooms: Sequence[str] = (), **kw: Any
 ) -> BroadcastOptions:
     return BroadcastOptions(frozenset(rooms), frozenset(except_rooms), **kw)
+
+
+async def test_each_room_change_is_reported_once(setup: Setup) -> None:
+    """Whoever changes a socket's rooms (itself, a selector, a peer node through a cluster
+    adapter, its disconnection), the namespace hears of each real change, once."""
+    adapter, ns = setup
+    assert ns.room_changes[:2] == [("joined", A, "a"), ("joined", B, "b")]
+    ns.room_changes.clear()
+    await adapter.add_all(A, ["red", "green"])  # already in red
+    adapter.add_sockets_now(opts(["red"]), ["green"])  # A already in green
+    adapter.del_sockets_now(opts(["green"]), ["red"])
+    await adapter.delete(C, "red")  # not in it
+    assert ns.room_changes == [
+        ("joined", A, "green"),
+        ("joined", B, "green"),
+        ("left", A, "red"),
+        ("left", B, "red"),
+    ]
+    ns.room_changes.clear()
+    await adapter.delete_all(A)
+    assert sorted(ns.room_changes) == [("left", A, r) for r in ("a", "blue", "green")]
+    ns.room_changes.clear()
+    await adapter.delete_all(A)  # gone already
+    assert ns.room_changes == []
+
+
+async def test_a_namespace_without_room_reports_is_fine() -> None:
+    class Quiet:
+        name = "/"
+
+    adapter = InMemoryAdapter(Quiet())  # type: ignore[arg-type]
+    await adapter.add_all(A, ["red"])
+    await adapter.delete_all(A)
+    assert adapter.rooms() == {}
 
 
 async def test_rooms_are_kept_in_step(setup: Setup) -> None:

@@ -59,6 +59,7 @@ def test_python_socketio_side() -> None:
     assert socketio.AsyncRedisManager
     assert socketio.AsyncNamespace
     assert socketio.exceptions.ConnectionRefusedError
+    assert {"auth", "mode", "read_only", "server_stats_interval"} <= params(server.instrument)
 
 
 def test_realtime_side() -> None:
@@ -112,3 +113,6 @@ def test_realtime_side() -> None:
     assert {"url", "options"} <= params(RedisAdapter.factory)
     assert callable(realtime.Emitter)
     assert callable(realtime.AsyncEmitter)
+    from realtime.admin import instrument
+
+    assert {"auth", "mode", "read_only", "stats_interval", "server_id"} <= params(instrument)

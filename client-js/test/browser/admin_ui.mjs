@@ -47,6 +47,31 @@ try {
   const details = (await admin.locator("main").innerText()).replace(/\s+/g, " ");
   step("socket details", { details });
 
+  // Alice moves to another room from the chat: her page in the UI follows at once
+  // (rooms and data), with no stats tick in between (the test's server sends stats hourly).
+  await chat.evaluate(() => window.chat.socket.emit("join", "attic"));
+  await admin.waitForFunction(
+    () => {
+      const text = document.querySelector("main").innerText.replace(/\s+/g, " ");
+      const rooms = (text.split("Rooms ID ")[1] || "").split(" Rows per page")[0];
+      return rooms.includes("attic") && !rooms.includes("kitchen") && text.includes('"room": "attic"');
+    },
+    null,
+    T,
+  );
+  if (shots) await admin.screenshot({ path: `${shots}/3b-moved.png`, fullPage: true });
+  step("moved", { details: (await admin.locator("main").innerText()).replace(/\s+/g, " ") });
+
+  // The charts' counts as the UI holds them (its store), from the stats sent at login.
+  const totals = await admin.evaluate(() => {
+    const sums = {};
+    for (const e of document.getElementById("app").__vue__.$store.state.main.aggregatedEvents) {
+      sums[e.type] = (sums[e.type] || 0) + e.count;
+    }
+    return sums;
+  });
+  step("charts", { totals });
+
   // Development mode: what alice sends and is sent shows on the Events page.
   await admin.goto(`${url}/admin-ui/#/events/`);
   await chat.evaluate(() => window.chat.socket.emit("nick", "alice-the-cook"));
@@ -57,7 +82,7 @@ try {
 
   // Disconnect alice from her socket's page.
   await admin.goto(`${url}/admin-ui/#/n/%2F/sockets/${aliceId}`);
-  await admin.getByText("kitchen", { exact: true }).first().waitFor(T);
+  await admin.getByText("attic", { exact: true }).first().waitFor(T);
   await chat.evaluate(() => {
     window.reasons = [];
     window.chat.socket.on("disconnect", (reason) => window.reasons.push(reason));

@@ -268,20 +268,19 @@ async function main() {
     Math.min(left(), 30000),
   );
   report.connectTimedOut = ready === "timeout";
+  const phases = (report.phasesMs = { connect: Date.now() - started });
+  const mark = (name) => (phases[name] = Date.now() - started - Object.values(phases).reduce((a, b) => a + b, 0));
   if (!KILL) {
     // Start traffic at once: with the default transports, upgrades happen during it.
     await bounded(Promise.all(clients.map((c) => burst(c, MESSAGES))), left());
+    mark("messages");
     const bcastDone = Promise.all(clients.slice(0, BROADCASTERS).map((c, i) => broadcaster(c, i)));
     await bounded(bcastDone, left());
     const all = BROADCASTERS * BROADCASTS;
     const complete = () => clients.every((c) => [...c.bcast.values()].reduce((a, b) => a + b, 0) >= all);
     while (!complete() && left() > 0) await sleep(50);
-    if (TRANSPORTS.length > 1) {
-      // clients that have not upgraded yet get a bounded moment to
-      const upgraded = () => clients.every((c) => !c.socket.connected || c.socket.io.engine.transport.name === "websocket");
-      const until = Date.now() + Math.min(left(), 10000);
-      while (!upgraded() && Date.now() < until) await sleep(50);
-    }
+    mark("broadcasts");
+    await waitUpgraded(clients);
     Object.assign(report, summarize(clients));
   } else {
     Object.assign(report, await killRun(clients));
@@ -289,6 +288,15 @@ async function main() {
   report.elapsedMs = Date.now() - started;
   for (const c of clients) c.socket.disconnect();
   process.stdout.write(JSON.stringify(report) + "\n");
+}
+
+/** With the default transports, a bounded wait for every connected client to upgrade. */
+async function waitUpgraded(clients) {
+  if (TRANSPORTS.length < 2) return;
+  const upgraded = () =>
+    clients.every((c) => !c.socket.connected || c.socket.io.engine.transport.name === "websocket");
+  const until = Date.now() + Math.min(left(), 10000);
+  while (!upgraded() && Date.now() < until) await sleep(50);
 }
 
 /** --kill: traffic until stdin names the killed pid, then until its clients are back. */
@@ -304,6 +312,7 @@ async function killRun(clients) {
     }
   });
   await bounded(Promise.all(clients.map((c) => send(c))), Math.min(left(), 20000));
+  await waitUpgraded(clients);
   const owners = Object.fromEntries(clients.map((c) => [c.index, c.owners[0] ?? null]));
   process.stdout.write(JSON.stringify({ ready: true, owners, sids: clients.map((c) => c.sids[0]) }) + "\n");
   const killed = await bounded(

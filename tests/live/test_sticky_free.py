@@ -160,14 +160,17 @@ def test_chat_demo_in_chromium_through_nginx(tmp_path: Path, websocket: bool) ->
 # --- a node killed mid-traffic -----------------------------------------------------------
 
 
-def exposed_sids(log: list[LogLine], port: int, since: float) -> set[str]:
-    """Sessions that had a request through the node on ``port`` that ended after ``since``."""
+def through(log: list[LogLine], port: int, since: float) -> list[LogLine]:
+    """Requests that went through the node on ``port`` and ended after ``since``."""
     address = f"127.0.0.1:{port}"
-    return {
-        line.sid
-        for line in log
-        if line.sid is not None and address in line.upstreams and line.ended >= since
-    }
+    return [line for line in log if address in line.upstreams and line.ended >= since]
+
+
+def outcome(line: LogLine) -> str:
+    """How a request that met the killed node ended, e.g. ``POST 502`` or ``GET 502>400``
+    (nginx retried it on the next node, which answered 400)."""
+    kind = "websocket" if "transport=websocket" in line.uri else line.method
+    return f"{kind} {'>'.join(line.upstream_statuses)}"
 
 
 @pytest.mark.parametrize("transports", TRANSPORTS)
@@ -205,8 +208,9 @@ def test_node_killed_mid_traffic(tmp_path: Path, transports: str) -> None:
                 clients.wait()
         log = lb.log()
     report = json.loads(out.strip().splitlines()[-1])
-    exposed = exposed_sids(log, victim.port, killed_at)
-    report_kill(report, exposed)
+    met = through(log, victim.port, killed_at)
+    exposed = {line.sid for line in met if line.sid is not None}
+    report_kill(report, met)
     victims, others = report["victims"], report["others"]
     assert victims["clients"] > 0
     assert others["clients"] > 0
@@ -221,10 +225,16 @@ def test_node_killed_mid_traffic(tmp_path: Path, transports: str) -> None:
     assert others["serverOutOfOrder"] == 0
 
 
-def report_kill(report: dict[str, Any], exposed: set[str]) -> None:
-    """What the kill did, printed for the record (pytest -s)."""
+def report_kill(report: dict[str, Any], met: list[LogLine]) -> None:
+    """What the kill did, printed for the record (pytest -s): how the other nodes'
+    sessions whose requests were passing through the killed node fared."""
     others = report["others"]
     disturbed = report["othersDisturbed"]
+    victim_sids = {sid for c in report["victimsDetail"] for sid in c["sids"][:1]}
+    outcomes: dict[str, int] = {}
+    for line in met:
+        if line.sid is not None and line.sid not in victim_sids:
+            outcomes[outcome(line)] = outcomes.get(outcome(line), 0) + 1
     reasons = [
         d["reason"] + ": " + str(d.get("detail")) for c in disturbed for d in c["disconnects"]
     ]
@@ -240,7 +250,7 @@ def report_kill(report: dict[str, Any], exposed: set[str]) -> None:
                 "othersDisturbed": len(disturbed),
                 "othersDisturbedReasons": reasons,
                 "othersAckLost": others["ackLost"],
-                "sessionsThroughKilledNode": len(exposed),
+                "othersRequestsThroughKilledNode": outcomes,
             }
         )
     )

@@ -286,8 +286,9 @@ async function main() {
     Object.assign(report, await killRun(clients));
   }
   report.elapsedMs = Date.now() - started;
+  const summary = JSON.stringify(report); // before our own disconnects add to it
   for (const c of clients) c.socket.disconnect();
-  process.stdout.write(JSON.stringify(report) + "\n");
+  process.stdout.write(summary + "\n");
 }
 
 /** With the default transports, a bounded wait for every connected client to upgrade. */
@@ -358,6 +359,7 @@ async function killRun(clients) {
       .map((c) => (c.disconnects[0] ? c.disconnects[0].at - (killedAt - started) : null))
       .filter((x) => x !== null),
     victimsNewOwners: counts(victims.map((c) => c.owners[1] ?? "none")),
+    victimsDetail: victims.map((c) => ({ index: c.index, sids: c.sids })),
     victimsBackDetail: victims.filter((c) => !(c.connects > 1 && c.ackedAfterReconnect >= AFTER)).map(detail),
     othersDisturbed: others
       .filter((c) => c.disconnects.length || c.seq > c.acked || c.connectErrors.length)

@@ -53,6 +53,7 @@ from realtime.adapters.cluster import (
 )
 from realtime.adapters.memory import InMemoryAdapter
 from realtime.adapters.redis_wire import RequestType
+from realtime.engineio.relay import SessionRelay
 from realtime.exceptions import ClusterTimeoutError, ClusterUnavailableError, ProtocolError
 from realtime.redis_topology import Kind, coredis_client, describe, parse
 from realtime.socketio.handlers import ack_value
@@ -82,6 +83,9 @@ class RedisOptions:
     queued for publishing (in order) while a publish is under way; past it
     they are dropped and logged. ``publish_on_specific_response_channel``:
     answer on the requester's own channel (Node's option of that name).
+    ``relay_sessions``: tunnel a request for another node's Engine.IO session
+    to that node (see :mod:`realtime.engineio.relay`), so polling needs no
+    sticky sessions; off, such a request gets "Session ID unknown".
     """
 
     url: str = DEFAULT_URL
@@ -94,6 +98,7 @@ class RedisOptions:
     startup_timeout: float = 5.0
     max_outbox: int = 10_000
     publish_on_specific_response_channel: bool = False
+    relay_sessions: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +123,8 @@ class RedisLink:
         self.options = options
         #: A Redis Cluster: replies to PUBLISH count one node's subscribers only.
         self.spans_nodes = parse(options.url).kind is Kind.CLUSTER
+        #: Whether PUBLISH's reply counts every subscriber (what a relay asks).
+        self.counts_receivers = not self.spans_nodes
         self.health = RedisHealth(False, False, None, time.time())
         self._client: coredis.Redis[bytes] | None = None
         self._pubsub: Any = None
@@ -340,6 +347,12 @@ class RedisAdapterFactory:
     def lifespan(self) -> Any:
         """Run the link; ``Server.lifespan`` enters this around everything else."""
         return self.link.running()
+
+    def session_relay(self) -> SessionRelay | None:
+        """The server's engine tunnels other nodes' sessions to them over this link."""
+        if not self.options.relay_sessions:
+            return None
+        return SessionRelay(self.link, self.options.key)
 
     @property
     def health(self) -> RedisHealth:

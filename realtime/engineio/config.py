@@ -61,6 +61,15 @@ class EngineConfig:
         Send ``Access-Control-Allow-Credentials: true`` (needs a list of origins).
     allow_request
         Async hook run before a handshake; raise ``EngineRequestError`` to refuse.
+    relay_window
+        With a session relay (the Redis adapter's), how many messages of one
+        tunnelled connection may be on their way in each direction before the
+        sender waits for the other end to take them. Bounds a tunnel's memory
+        the way a TCP window does.
+    relay_check_interval
+        How often a tunnel that has heard nothing for that long asks whether
+        the node at its other end is still there (one ``PUBSUB NUMSUB`` per
+        node, not per tunnel). A node that died is noticed within about this.
     """
 
     path: str = "/engine.io/"
@@ -77,6 +86,8 @@ class EngineConfig:
     cors_origins: Sequence[str] | Literal["*"] | None = None
     cors_credentials: bool = False
     allow_request: AllowRequest | None = None
+    relay_window: int = 16
+    relay_check_interval: float = 2.0
 
     def __post_init__(self) -> None:
         if self.cors_origins == "*" and self.cors_credentials:
@@ -87,6 +98,8 @@ class EngineConfig:
             raise ValueError("heartbeat_ticks must be at least 1")
         if self.max_payload <= 0 or self.max_buffer_bytes <= 0:
             raise ValueError("max_payload and max_buffer_bytes must be positive")
+        if self.relay_window < 1 or self.relay_check_interval <= 0:
+            raise ValueError("relay_window and relay_check_interval must be positive")
         if not self.transports or not set(self.transports) <= {"polling", "websocket"}:
             raise ValueError("transports must be a non-empty subset of ('polling', 'websocket')")
         if not self.path.endswith("/"):

@@ -12,7 +12,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any, TypeVarTuple
+from typing import TYPE_CHECKING, Any, TypeVarTuple
 from urllib.parse import parse_qsl
 
 import anyio
@@ -37,6 +37,9 @@ from realtime.exceptions import (
     NotRunningError,
     SessionClosedError,
 )
+
+if TYPE_CHECKING:
+    from realtime.engineio.relay import SessionRelay
 
 logger = logging.getLogger("realtime.engineio")
 
@@ -82,6 +85,10 @@ async def refuse_websocket(
     await send({"type": "websocket.http.response.body", "body": body})
 
 
+def _new_sid() -> str:
+    return secrets.token_urlsafe(15)
+
+
 class EngineServer:
     """Engine.IO v4 over HTTP long-polling and WebSocket, for one ``EngineHandler``.
 
@@ -98,6 +105,9 @@ class EngineServer:
         self.workers = Workers(self.start_soon, self.new_event)
         #: Told about handshakes, upgrades, bytes and drops when set (see observer.py).
         self.observer: EngineObserver | None = None
+        #: Set before the lifespan starts (the Redis adapter hands one down): requests
+        #: for other nodes' sessions are then tunnelled to them (see relay.py).
+        self.relay: SessionRelay | None = None
 
     # -- lifespan -------------------------------------------------------------
 
@@ -113,13 +123,31 @@ class EngineServer:
             self._event_type = type(anyio.Event())
             tg.start_soon(self._heartbeat)
             try:
-                yield
+                async with self._relaying():
+                    try:
+                        yield
+                    finally:
+                        with anyio.CancelScope(shield=True):
+                            await self.shutdown()
             finally:
-                with anyio.CancelScope(shield=True):
-                    await self.shutdown()
                 self._tg = None
                 self.workers.clear()
                 tg.cancel_scope.cancel()
+
+    @asynccontextmanager
+    async def _relaying(self) -> AsyncIterator[None]:
+        if self.relay is None:
+            yield
+            return
+        async with self.relay.running(self._serve_relayed, self.config):
+            yield
+
+    async def _serve_relayed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a connection another node tunnelled here, as if it had come directly."""
+        if scope["type"] == "http":
+            await self._serve_http(scope, receive, send)
+        else:
+            await self._serve_websocket(scope, receive, send)
 
     async def shutdown(self) -> None:
         """Close every session and tell the handler, all within ``shutdown_timeout``.
@@ -253,10 +281,36 @@ class EngineServer:
             else:
                 await send({"type": "websocket.close", "code": 1008})
             return
+        relay = self.relay
+        if relay is not None and b"sid=" in scope["query_string"]:
+            owner = self._owner_elsewhere(relay, scope)
+            if owner is not None:
+                await self._forward(relay, owner, scope, receive, send)
+                return
         if kind == "http":
             await self._serve_http(scope, receive, send)
         elif kind == "websocket":
             await self._serve_websocket(scope, receive, send)
+
+    def _owner_elsewhere(self, relay: SessionRelay, scope: Scope) -> str | None:
+        """The node owning the sid of this request, if that is another node."""
+        sid = dict(parse_qsl(scope["query_string"].decode("latin-1"))).get("sid")
+        if sid is None or sid in self.sessions:
+            return None
+        return relay.owner(sid)
+
+    async def _forward(
+        self, relay: SessionRelay, owner: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        if await relay.forward(owner, scope, receive, send):
+            return
+        # The owner is gone (or Redis is): its sessions are gone with it.
+        error = EngineRequestError(EngineRequestError.UNKNOWN_SID)
+        if scope["type"] == "http":
+            headers = request_headers(scope)
+            await send_error(send, error, cors_headers(self.config, headers.get("origin")))
+        else:
+            await refuse_websocket(scope, send, error)
 
     def _matches_path(self, scope: Scope) -> bool:
         path: str = scope["path"]
@@ -349,9 +403,10 @@ class EngineServer:
     def _new_session(
         self, scope: Scope, transport: Transport, query: dict[str, str]
     ) -> EngineSession:
-        sid = secrets.token_urlsafe(15)
-        while sid in self.sessions:  # pragma: no cover - 120 random bits
-            sid = secrets.token_urlsafe(15)
+        new_sid = self.relay.new_sid if self.relay is not None else _new_sid
+        sid = new_sid()
+        while sid in self.sessions:  # pragma: no cover - 96 or 120 random bits
+            sid = new_sid()
         conn = HTTPConnection(scope)
         request = RequestInfo(
             headers=conn.headers,

@@ -231,6 +231,11 @@ class Server:
         # A multi-process adapter's factory may own a connection shared by every
         # namespace (one Redis link per server): it runs around everything else.
         backend = getattr(self.adapter_factory, "lifespan", None)
+        # A factory whose bus can carry connections between nodes hands the engine
+        # a session relay: any node then serves any session (no sticky sessions).
+        session_relay = getattr(self.adapter_factory, "session_relay", None)
+        if session_relay is not None and self.engine.relay is None:
+            self.engine.relay = session_relay()
         async with backend() if backend is not None else nullcontext():
             for namespace in list(self.namespaces.values()):
                 await namespace.adapter.init()

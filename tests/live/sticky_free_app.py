@@ -20,6 +20,7 @@ is subscribed (always true without Redis).
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -35,6 +36,11 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 REDIS_KEY = os.environ.get("REDIS_KEY", "socket.io")
 NODE = os.environ.get("NODE_NAME", "")
 PID = os.getpid()
+#: ``REALTIME_LOG=DEBUG`` shows, among others, why a relayed connection ended.
+LOG_LEVEL = os.environ.get("REALTIME_LOG", "")
+if LOG_LEVEL:
+    logging.basicConfig(format=f"%(asctime)s {PID} %(name)s %(message)s")
+    logging.getLogger("realtime").setLevel(LOG_LEVEL.upper())
 
 
 def build() -> tuple[Server, Any]:

@@ -2,7 +2,7 @@
 // worker or host (tests/live/test_sticky_free.py). Prints one JSON summary on stdout.
 //
 //   node sticky_free.mjs --url http://127.0.0.1:8000 [--clients 200] [--messages 20]
-//        [--broadcasters 10] [--broadcasts 20] [--transports polling|default]
+//        [--broadcasters 5] [--broadcasts 8] [--transports polling|default]
 //        [--probes 40] [--timeout 45000] [--kill]
 //
 // Every HTTP request of every client goes out on a NEW TCP connection: each client has its
@@ -42,8 +42,8 @@ const args = Object.fromEntries(
 const URL_ = args.url;
 const CLIENTS = Number(args.clients ?? 200);
 const MESSAGES = Number(args.messages ?? 20);
-const BROADCASTERS = Math.min(Number(args.broadcasters ?? 10), CLIENTS);
-const BROADCASTS = Number(args.broadcasts ?? 20);
+const BROADCASTERS = Math.min(Number(args.broadcasters ?? 5), CLIENTS);
+const BROADCASTS = Number(args.broadcasts ?? 8);
 const TRANSPORTS = args.transports === "polling" ? ["polling"] : ["polling", "websocket"];
 const PROBES = Number(args.probes ?? 40);
 const TIMEOUT = Number(args.timeout ?? 45000);
@@ -163,10 +163,14 @@ function makeClient(index) {
   return c;
 }
 
+/** A disconnect's details: which request failed, its status and the server's answer. */
 function describe(details) {
   if (!details) return undefined;
   const d = details.description;
-  return String(d?.message ?? d?.code ?? details.context?.statusText ?? d ?? "");
+  const what = [details.message, d?.message ?? d?.code ?? d];
+  const body = details.context?.responseText;
+  if (typeof body === "string" && body) what.push(body.slice(0, 120));
+  return what.filter((x) => x !== undefined && x !== "").join(" ");
 }
 
 /** One acked message; the server's `prev` says whether it saw the previous one just before. */

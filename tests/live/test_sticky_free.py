@@ -44,7 +44,7 @@ CLIENTS = 200
 MESSAGES = 20
 TRANSPORTS = ["polling", "default"]
 #: The --kill run: clients sending every 100-300 ms through nginx, bounded in time.
-KILL_RUN = ["--clients", "120", "--probes", "0", "--timeout", "55000"]
+KILL_RUN = ["--clients", "100", "--probes", "0", "--timeout", "55000"]
 CHROMIUM = Path("/usr/bin/chromium")
 
 

@@ -3,7 +3,7 @@
 //
 //   node sticky_free.mjs --url http://127.0.0.1:8000 [--clients 200] [--messages 20]
 //        [--broadcasters 5] [--broadcasts 8] [--transports polling|default]
-//        [--probes 40] [--timeout 45000] [--kill]
+//        [--probes 40] [--spread 1000] [--timeout 45000] [--kill]
 //
 // Every HTTP request of every client goes out on a NEW TCP connection: each client has its
 // own http.Agent without keep-alive (so Node sends `Connection: close`), which counts the
@@ -50,6 +50,7 @@ const TIMEOUT = Number(args.timeout ?? 45000);
 const KILL = args.kill === "true";
 const AFTER = Number(args.after ?? 3); // --kill: acks each reconnected client must get
 const ACK_WAIT = Number(args["ack-wait"] ?? 15000);
+const SPREAD = Number(args.spread ?? 1000); // ms over which the clients connect
 const started = Date.now();
 const left = () => Math.max(0, TIMEOUT - (Date.now() - started));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -108,7 +109,7 @@ function makeClient(index) {
   const c = {
     index,
     agent,
-    socket: io(URL_, { transports: TRANSPORTS, forceNew: true, agent, timeout: 20000 }),
+    socket: io(URL_, { transports: TRANSPORTS, forceNew: true, agent, timeout: 20000, autoConnect: false }),
     connects: 0,
     disconnects: [], // reasons
     connectErrors: [],
@@ -160,6 +161,9 @@ function makeClient(index) {
       c.bcast.set(from, seq + 1);
     }
   });
+  // Clients start at random moments: in lockstep, a round-robin balancer would send each
+  // client's every request to the same node whenever the client count is a multiple of theirs.
+  setTimeout(() => s.connect(), Math.random() * SPREAD);
   return c;
 }
 
@@ -169,7 +173,7 @@ function describe(details) {
   const d = details.description;
   const what = [details.message, d?.message ?? d?.code ?? d];
   const body = details.context?.responseText;
-  if (typeof body === "string" && body) what.push(body.slice(0, 120));
+  if (typeof body === "string" && body.startsWith("{")) what.push(body.slice(0, 120)); // ours, not nginx's page
   return what.filter((x) => x !== undefined && x !== "").join(" ");
 }
 

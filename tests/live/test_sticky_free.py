@@ -235,9 +235,11 @@ def report_kill(report: dict[str, Any], met: list[LogLine]) -> None:
     for line in met:
         if line.sid is not None and line.sid not in victim_sids:
             outcomes[outcome(line)] = outcomes.get(outcome(line), 0) + 1
-    reasons = [
-        d["reason"] + ": " + str(d.get("detail")) for c in disturbed for d in c["disconnects"]
-    ]
+    reasons: dict[str, int] = {}
+    for client in disturbed:
+        for d in client["disconnects"]:
+            reason = f"{d['reason']}: {d.get('detail')}"
+            reasons[reason] = reasons.get(reason, 0) + 1
     print(
         json.dumps(
             {

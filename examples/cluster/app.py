@@ -3,8 +3,9 @@
     python examples/cluster/app.py --port 8001 --redis redis://127.0.0.1:6379
     python examples/cluster/app.py --port 8002 --redis redis://127.0.0.1:6379
 
-or several workers of one uvicorn (WebSocket clients; a polling client needs
-sticky sessions, which ``--workers`` does not give)::
+or several workers of one uvicorn; no sticky sessions are needed, for WebSocket
+or long-polling clients (a request for another worker's session is tunnelled to
+it over Redis)::
 
     REDIS_URL=redis://127.0.0.1:6379 uvicorn examples.cluster.app:app --workers 4
 

@@ -64,8 +64,8 @@ class EngineConfig:
     relay_window
         With a session relay (the Redis adapter's), how many messages of one
         tunnelled connection may be on their way in each direction before the
-        sender waits for the other end to take them. Bounds a tunnel's memory
-        the way a TCP window does.
+        sender waits for the other end to take them (as many again may wait
+        to be published). Bounds a tunnel's memory the way a TCP window does.
     relay_check_interval
         How often a tunnel that has heard nothing for that long asks whether
         the node at its other end is still there (one ``PUBSUB NUMSUB`` per

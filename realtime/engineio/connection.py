@@ -9,7 +9,7 @@ a thousand sessions is a thousand appends, not a thousand tasks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -97,6 +97,7 @@ class EngineSession:
         "_writing",
         "close_code",
         "config",
+        "poll_lost",
         "poll_pending",
         "poll_scope",
         "post_active",
@@ -127,6 +128,9 @@ class EngineSession:
         self.poll_pending = False
         #: Cancelled by :meth:`wake` to release the pending GET's wait.
         self.poll_scope: anyio.CancelScope | None = None
+        #: While a GET that another node relayed is pending: asks whether that
+        #: node has died (the GET is then lost, not the session).
+        self.poll_lost: Callable[[], Awaitable[bool]] | None = None
         #: A POST is being read and dispatched (spec: at most one at a time).
         self.post_active = False
         #: A WebSocket is open to upgrade this session (spec: at most one).

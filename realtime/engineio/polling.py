@@ -7,6 +7,7 @@ a second one is answered 400 and the session is closed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import anyio
 from starlette.types import Receive, Send
@@ -20,23 +21,33 @@ from realtime.exceptions import EngineRequestError, PacketDecodeError, PayloadTo
 
 logger = logging.getLogger("realtime.engineio")
 
+#: Set in the ``http.disconnect`` of a relayed GET whose relaying node died.
+LOST_WITH_NODE = "realtime.lost_with_node"
+
 #: Longest a GET arriving during an upgrade is held before NOOP releases it.
 UPGRADE_HOLD = 0.1
 
 
 async def handle_get(
-    session: EngineSession, receive: Receive, send: Send, headers: Headers
+    session: EngineSession,
+    receive: Receive,
+    send: Send,
+    headers: Headers,
+    lost: Callable[[], Awaitable[bool]] | None = None,
 ) -> None:
-    if session.poll_pending:
+    """Answer a long-poll. ``lost`` is given for a GET another node relayed here."""
+    if session.poll_pending and not await _pending_poll_lost(session):
         # A second concurrent GET: the first one gets CLOSE, this one 400.
         session.abort(CloseReason.TRANSPORT_ERROR)
         await send_error(send, EngineRequestError(EngineRequestError.BAD_REQUEST), headers)
         return
     session.poll_pending = True
+    session.poll_lost = lost
     try:
         body = await _wait_for_packets(session, receive)
     finally:
         session.poll_pending = False
+        session.poll_lost = None
     if isinstance(body, tuple):
         payload, size = body
         try:
@@ -48,6 +59,24 @@ async def handle_get(
             session.state.written(size)
     elif body is not None:
         await send_error(send, body, headers)
+
+
+async def _pending_poll_lost(session: EngineSession) -> bool:
+    """Whether the pending GET came through a node that has since died.
+
+    A balancer retries a GET whose upstream died before answering, on another
+    node; the owner then sees a second GET while the first still looks pending.
+    If the first one's node is gone, that GET is released (nothing was taken
+    for it) and the new one is served: the client never saw anything amiss.
+    """
+    lost = session.poll_lost
+    if lost is None or not await lost():
+        return False
+    for _ in range(100):  # the released GET returns at its next step
+        if not session.poll_pending:
+            return True
+        await anyio.sleep(0.01)
+    return not session.poll_pending
 
 
 async def _wait_for_packets(
@@ -103,11 +132,14 @@ async def _until_woken(session: EngineSession, receive: Receive) -> bool:
     with anyio.CancelScope() as scope:
         session.poll_scope = scope
         try:
-            while (await receive())["type"] != "http.disconnect":
+            while (message := await receive())["type"] != "http.disconnect":
                 pass
         finally:
             session.poll_scope = None
-        session.abort(CloseReason.TRANSPORT_CLOSE)
+        if not message.get(LOST_WITH_NODE):
+            session.abort(CloseReason.TRANSPORT_CLOSE)
+        # else: the GET died with the node that relayed it; the client may
+        # retry it elsewhere, and the heartbeat ends the session if it does not.
         return True
     return False
 

@@ -42,6 +42,7 @@ from anyio.abc import TaskGroup
 from starlette.types import Message, Receive, Scope, Send
 
 from realtime.engineio.config import EngineConfig
+from realtime.engineio.polling import LOST_WITH_NODE
 from realtime.engineio.session import now as clock
 from realtime.exceptions import ClusterUnavailableError
 
@@ -51,6 +52,11 @@ logger = logging.getLogger("realtime.engineio.relay")
 NODE_ID_LENGTH = 8
 #: Length of a sid made with a relay (node id + 96 random bits).
 SID_LENGTH = NODE_ID_LENGTH + 16
+
+#: How long, and in how many looks, a second GET waits to learn whether the
+#: node that relayed the first one died (see :meth:`Tunnel.lost`).
+LOST_GRACE = 0.3
+LOST_CHECKS = 4
 
 Dispatcher = Callable[[str, bytes], None]
 Serve = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -128,6 +134,8 @@ class Tunnel:
         self.failed: str | None = None
         #: The last message of the connection went through.
         self.complete = False
+        #: The other end's node died (rather than its client leaving).
+        self.node_gone = False
         self._inbox_in, self._inbox = anyio.create_memory_object_stream[list[Message]](self.window)
         self._pending: deque[Message] = deque()
         self._expected = 0
@@ -163,7 +171,9 @@ class Tunnel:
             self._credit.set()
             self._credit = anyio.Event()
 
-    def fail(self, reason: str) -> None:
+    def fail(self, reason: str, *, node_gone: bool = False) -> None:
+        if node_gone and self.failed is None:
+            self.node_gone = True
         if self.failed is None and not self.complete:
             self.failed = reason
             logger.debug("relay tunnel %s with node %s ended: %s", self.id, self.peer, reason)
@@ -241,7 +251,7 @@ class Tunnel:
                     self.fail(str(exc))
                     return
                 if receivers == 0 and counts:
-                    self.fail("node gone")
+                    self.fail("node gone", node_gone=True)
                     return
                 if self._sent == 1:
                     self.opened.set()
@@ -254,7 +264,27 @@ class Tunnel:
             return message
         if self.websocket:
             return {"type": "websocket.disconnect", "code": 1006}
+        if self.node_gone:
+            return {"type": "http.disconnect", LOST_WITH_NODE: True}
         return {"type": "http.disconnect"}
+
+    async def lost(self) -> bool:
+        """Whether the node at the other end has died (asked of Redis now).
+
+        Asked when a second GET arrives, which a balancer sends the moment the
+        first one's upstream died, possibly before Redis has dropped that
+        node's subscription: so a node still counted is asked about again a
+        few times over ``LOST_GRACE`` before it is believed alive.
+        """
+        for attempt in range(LOST_CHECKS):
+            if self.failed is not None:
+                break
+            if not await self.relay.alive(self.peer):
+                self.fail("node gone", node_gone=True)
+                break
+            if attempt + 1 < LOST_CHECKS:
+                await anyio.sleep(LOST_GRACE / (LOST_CHECKS - 1))
+        return self.node_gone
 
     async def send(self, message: Message) -> None:
         if self.failed is not None:
@@ -304,6 +334,15 @@ class SessionRelay:
             return sid[:NODE_ID_LENGTH]
         return None
 
+    async def alive(self, node: str) -> bool:
+        """Whether ``node`` still listens (``True`` when the bus cannot tell)."""
+        if not self.bus.counts_receivers:
+            return True
+        try:
+            return await self.bus.server_count(self.channel_of(node)) > 0
+        except ClusterUnavailableError:
+            return True
+
     def post(self, node: str, frame: dict[str, Any]) -> None:
         """Publish a frame that needs no reply and no order (credits, ends)."""
         self.bus.publish_soon(self.channel_of(node), _pack(frame))
@@ -350,16 +389,12 @@ class SessionRelay:
             if not self.bus.counts_receivers:
                 continue
             for node, tunnels in quiet.items():
-                try:
-                    alive = await self.bus.server_count(self.channel_of(node))
-                except ClusterUnavailableError:
-                    continue
-                if not alive:
+                if not await self.alive(node):
                     logger.warning(
                         "node %s is gone: ending %d relayed connections", node, len(tunnels)
                     )
                     for tunnel in tunnels:
-                        tunnel.fail("node gone")
+                        tunnel.fail("node gone", node_gone=True)
 
     def _on_frame(self, channel: str, data: bytes) -> None:
         try:
@@ -391,6 +426,7 @@ class SessionRelay:
             scope["client"] = tuple(scope["client"])
         scope["realtime.relayed"] = True
         tunnel = Tunnel(self, tid, frame["f"], scope.get("type") == "websocket")
+        scope["realtime.poll_lost"] = tunnel.lost
         self._tunnels[tid] = tunnel
         tunnel.deliver(frame["q"], frame["m"])
         self.served += 1

@@ -383,7 +383,7 @@ class EngineServer:
             await send_error(send, exc, cors)
             return
         if method == "GET":
-            await handle_get(session, receive, send, cors)
+            await handle_get(session, receive, send, cors, scope.get("realtime.poll_lost"))
         elif method == "POST":
             if session.closed:
                 await send_error(send, EngineRequestError(BAD_REQUEST), cors)

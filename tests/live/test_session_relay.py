@@ -9,6 +9,7 @@ exactly those of one process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
@@ -209,3 +210,48 @@ async def test_a_killed_owner_releases_gets_held_elsewhere(
         # b goes on serving new sessions
         sid = await handshake(client, b)
         assert (await client.post(f"{b}{QUERY}&sid={sid}", content="40")).text == "ok"
+
+
+@pytest.fixture
+def three_nodes() -> Iterator[list[tuple[str, object]]]:
+    redis = require_shared_redis()
+    with cluster_nodes(redis, ["a", "b", "c"], unique_key()) as nodes:
+        for base, _ in nodes:
+            wait_for(lambda base=base: healthy(base), f"{base} subscribed")
+        yield nodes  # type: ignore[misc]
+
+
+async def test_a_get_retried_after_its_relaying_node_died_keeps_the_session(
+    three_nodes: list[tuple[str, object]],
+) -> None:
+    """What a balancer does when an upstream dies under a held GET: it sends the
+    GET again to another node. The owner releases the GET that died with its
+    node and serves the retry; the session goes on as if nothing happened."""
+    (a, _), (b, proc_b), (c, _) = three_nodes
+    async with httpx.AsyncClient(timeout=40) as client:
+        sid = await handshake(client, a)
+        await client.post(f"{a}{QUERY}&sid={sid}", content="40")
+        await client.get(f"{a}{QUERY}&sid={sid}")
+
+        async def doomed() -> None:
+            with contextlib.suppress(httpx.TransportError):
+                await client.get(f"{b}{QUERY}&sid={sid}")
+
+        retried = anyio.Event()
+        answers: list[str] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(doomed)
+            await anyio.sleep(0.5)
+            proc_b.send_signal(signal.SIGKILL)  # type: ignore[attr-defined]
+
+            async def retry() -> None:  # at once, as a balancer does
+                response = await client.get(f"{c}{QUERY}&sid={sid}")
+                answers.append(f"{response.status_code} {response.text}")
+                retried.set()
+
+            tg.start_soon(retry)
+            await anyio.sleep(0.5)
+            assert (await client.post(f"{c}{QUERY}&sid={sid}", content='421["count"]')).text == "ok"
+            with anyio.fail_after(20):
+                await retried.wait()
+        assert answers == ["200 431[1]"]

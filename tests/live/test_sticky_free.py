@@ -221,6 +221,9 @@ def test_node_killed_mid_traffic(tmp_path: Path, transports: str) -> None:
     # the others: nothing, unless their request was passing through the killed node
     unexplained = [c for c in report["othersDisturbed"] if not set(c["sids"]) & exposed]
     assert unexplained == [], unexplained
+    # nothing lost without the client knowing: a client that lost acks was disconnected
+    silent = [c for c in report["othersDisturbed"] if c["ackLost"] and not c["disconnects"]]
+    assert silent == [], f"acks lost without a disconnect: {silent}"
     assert others["ackOutOfOrder"] == 0
     assert others["serverOutOfOrder"] == 0
 
@@ -252,6 +255,9 @@ def report_kill(report: dict[str, Any], met: list[LogLine]) -> None:
                 "othersDisturbed": len(disturbed),
                 "othersDisturbedReasons": reasons,
                 "othersAckLost": others["ackLost"],
+                "othersLostWithoutDisconnect": [
+                    c["lostSeqs"] for c in disturbed if c["ackLost"] and not c["disconnects"]
+                ],
                 "othersRequestsThroughKilledNode": outcomes,
             }
         )

@@ -118,6 +118,7 @@ function makeClient(index) {
     owners: [], // pid of the owner, from `hello`, one per connection
     acked: 0,
     timeouts: 0, // acks (of messages or broadcasts) that did not come in time
+    lostSeqs: [], // the messages whose ack did not come in time
     ackOutOfOrder: 0, // acks that arrived before an earlier message's ack
     serverOutOfOrder: 0, // acks whose `prev` was not the previous seq (server order)
     lastAckSeq: -1,
@@ -191,6 +192,7 @@ async function send(c) {
     return true;
   } catch {
     c.timeouts++;
+    c.lostSeqs.push(seq);
     return false;
   }
 }
@@ -357,6 +359,8 @@ async function killRun(clients) {
     disconnects: c.disconnects,
     connectErrors: c.connectErrors,
     ackLost: c.seq - c.acked,
+    ackTimeouts: c.timeouts,
+    lostSeqs: c.lostSeqs,
   });
   return {
     killed,

@@ -93,9 +93,10 @@ class Client:
         self.sent.append(message)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
 
 
 async def test_sids_carry_the_node_id() -> None:

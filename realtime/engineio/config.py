@@ -66,6 +66,12 @@ class EngineConfig:
         tunnelled connection may be on their way in each direction before the
         sender waits for the other end to take them (as many again may wait
         to be published). Bounds a tunnel's memory the way a TCP window does.
+    relay_upgrade_wait
+        With a session relay: how long a session made over polling keeps the
+        client's first messages from the layer above, waiting for its
+        WebSocket upgrade. If the upgrade reaches another node within it, the
+        session moves there (no relay for its life); otherwise the messages go
+        up when it ends. Only polling-only clients wait it out; 0 turns moves off.
     relay_check_interval
         How often a tunnel that has heard nothing for that long asks whether
         the node at its other end is still there (one ``PUBSUB NUMSUB`` per
@@ -87,6 +93,7 @@ class EngineConfig:
     cors_credentials: bool = False
     allow_request: AllowRequest | None = None
     relay_window: int = 16
+    relay_upgrade_wait: float = 0.3
     relay_check_interval: float = 2.0
 
     def __post_init__(self) -> None:
@@ -98,6 +105,8 @@ class EngineConfig:
             raise ValueError("heartbeat_ticks must be at least 1")
         if self.max_payload <= 0 or self.max_buffer_bytes <= 0:
             raise ValueError("max_payload and max_buffer_bytes must be positive")
+        if self.relay_upgrade_wait < 0:
+            raise ValueError("relay_upgrade_wait cannot be negative")
         if self.relay_window < 1 or self.relay_check_interval <= 0:
             raise ValueError("relay_window and relay_check_interval must be positive")
         if not self.transports or not set(self.transports) <= {"polling", "websocket"}:

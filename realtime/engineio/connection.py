@@ -103,12 +103,15 @@ class EngineSession:
         "__weakref__",
         "_finished",
         "_finishing",
+        "_releasing",
         "_server",
         "_wakeup",
         "_write_scope",
         "_writing",
         "close_code",
         "config",
+        "held",
+        "held_bytes",
         "poll_pending",
         "poll_relayed",
         "poll_scope",
@@ -147,6 +150,12 @@ class EngineSession:
         #: The last GET answered through another node, until the next GET has
         #: made sure that node passed the answer on.
         self.poll_unconfirmed: RelayedPoll | None = None
+        #: Messages from the client not yet given to the layer above: kept while
+        #: a session made over polling may still move to the node its WebSocket
+        #: upgrade reaches (see EngineServer.hold_for_upgrade). ``None``: not holding.
+        self.held: list[str | bytes] | None = None
+        self.held_bytes = 0
+        self._releasing: anyio.Event | None = None
         #: A POST is being read and dispatched (spec: at most one at a time).
         self.post_active = False
         #: A WebSocket is open to upgrade this session (spec: at most one).
@@ -315,6 +324,47 @@ class EngineSession:
         return self._writing
 
     # -- inbound backpressure ---------------------------------------------------
+
+    # -- messages held for a possible move -------------------------------------
+
+    async def hold(self, handler: EngineHandler, data: str | bytes) -> None:
+        """Keep a message while held; past ``max_payload`` bytes held, let go."""
+        held = self.held
+        if held is None:
+            await handler.on_message(self, data)
+            return
+        held.append(data)
+        self.held_bytes += len(data)
+        if self.held_bytes > self.config.max_payload and self._releasing is None:
+            self._server.start_soon(self.release_held, handler)
+
+    async def release_held(self, handler: EngineHandler) -> None:
+        """Hand the held messages to the layer above, in order, and stop holding.
+
+        One releaser at a time; messages that arrive meanwhile join the queue
+        it drains, so the layer above sees them all in arrival order.
+        """
+        if self.held is None:
+            return
+        if self._releasing is not None:
+            await self._releasing.wait()
+            return
+        self._releasing = done = self._server.new_event()
+        try:
+            held = self.held
+            while held and not self.closed:
+                await handler.on_message(self, held.pop(0))
+        finally:
+            self.held = None
+            self._releasing = None
+            done.set()
+
+    def take_held(self) -> list[str | bytes] | None:
+        """The held messages, if the session may move now (nothing released or queued)."""
+        if self.held is None or self._releasing is not None or self.state.outbox or self.closed:
+            return None
+        held, self.held = self.held, None
+        return held
 
     def pause_inbound(self) -> None:
         """The layer above cannot take more yet; the transport stops reading.

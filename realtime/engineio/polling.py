@@ -244,7 +244,10 @@ async def _dispatch_post(
         if ptype is PacketType.MESSAGE:
             if observer is not None:
                 observer.message_in(packet.data)
-            await handler.on_message(session, packet.data)
+            if session.held is None:
+                await handler.on_message(session, packet.data)
+            else:
+                await session.hold(handler, packet.data)
         elif ptype is PacketType.PONG:
             session.state.on_pong(clock())
         elif ptype is PacketType.CLOSE:

@@ -58,6 +58,10 @@ NODE_ID_LENGTH = 8
 #: Length of a sid made with a relay (node id + 96 random bits).
 SID_LENGTH = NODE_ID_LENGTH + 16
 
+#: The owner's last message on a tunnelled WebSocket whose session moves to
+#: the node holding it (see EngineServer.hold_for_upgrade).
+HANDOVER = "realtime.handover"
+
 #: Most frames sent in one pipeline.
 PUBLISH_BATCH = 256
 
@@ -68,6 +72,9 @@ LOST_CHECKS = 4
 
 Dispatcher = Callable[[str, bytes], None]
 Serve = Callable[[Scope, Receive, Send], Awaitable[None]]
+#: Carries on a session that moved here: (its state, receive, send, frames the
+#: client sent that the old owner did not take).
+Adopt = Callable[[dict[str, Any], Receive, Send, list[Message]], Awaitable[None]]
 
 #: Scope keys a tunnel carries to the owner (everything the engine reads).
 _SCOPE_KEYS = (
@@ -110,7 +117,7 @@ def _pack(message: dict[str, Any]) -> bytes:
 def _completes(message: Message) -> bool:
     """Whether ``message`` is the last one a server sends on this connection."""
     kind = message["type"]
-    if kind == "websocket.close":
+    if kind in ("websocket.close", HANDOVER):
         return True
     if kind in ("http.response.body", "websocket.http.response.body"):
         return not message.get("more_body", False)
@@ -167,6 +174,12 @@ class Tunnel:
         self._held: Message | None = None
         #: Sent with the first frame (the forwarding end's "o": who, and the scope).
         self._opening = opening
+        #: The forwarding end of a WebSocket: what it sent, while the session may
+        #: still move here (the frames the owner did not take are replayed).
+        self.log: list[Message] | None = [] if websocket and opening is not None else None
+        self.log_limit = 2 * self.window + 8
+        #: The session's state, when it moved to this end.
+        self.moved: dict[str, Any] | None = None
         #: Set once the first frame is out (the forwarding end waits on it).
         self.opened = anyio.Event()
 
@@ -262,6 +275,19 @@ class Tunnel:
             return {"type": "http.disconnect", LOST_WITH_NODE: True}
         return {"type": "http.disconnect"}
 
+    def remember(self, message: Message) -> None:
+        log = self.log
+        if log is not None:
+            if len(log) < self.log_limit:
+                log.append(message)
+            else:
+                self.log = None  # past the upgrade: the session will not move
+
+    async def hand_over(self, state: dict[str, Any]) -> None:
+        """The owner's end: the session moves to the node at the other end."""
+        state["taken"] = self._taken
+        await self.send({"type": HANDOVER, "state": state})
+
     def confirm(self) -> None:
         """The relaying node wrote this GET's answer to its client."""
         self.confirmed = True
@@ -330,10 +356,13 @@ class SessionRelay:
         #: Connections this node tunnelled to their owner, and served for others.
         self.forwarded = 0
         self.served = 0
+        #: Sessions that moved here with their WebSocket.
+        self.moved_here = 0
         self._tunnels: dict[str, Tunnel] = {}
         self._serial = itertools.count()
         self._tg: TaskGroup | None = None
         self._serve: Serve | None = None
+        self._adopt: Adopt | None = None
         self._outbox_in, self._outbox = anyio.create_memory_object_stream[
             tuple[Tunnel | None, str, bytes]
         ](math.inf)
@@ -406,8 +435,13 @@ class SessionRelay:
     # -- running -------------------------------------------------------------------
 
     @asynccontextmanager
-    async def running(self, serve: Serve, config: EngineConfig) -> AsyncIterator[None]:
-        """Listen for tunnels to this node and serve them with ``serve``."""
+    async def running(
+        self, serve: Serve, adopt: Adopt, config: EngineConfig
+    ) -> AsyncIterator[None]:
+        """Listen for tunnels to this node and serve them with ``serve``.
+
+        ``adopt`` carries on a session that moves here with its WebSocket.
+        """
         self.window = config.relay_window
         self.check_interval = config.relay_check_interval
         # Engine.IO never stays silent longer than a ping period plus its timeout.
@@ -415,6 +449,7 @@ class SessionRelay:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             self._serve = serve
+            self._adopt = adopt
             await self.bus.listen({self.channel: self._on_frame}, {})
             tg.start_soon(self._watch)
             tg.start_soon(self._publish)
@@ -487,6 +522,8 @@ class SessionRelay:
         tunnel = Tunnel(self, tid, frame["f"], scope.get("type") == "websocket")
         tunnel.awaits_confirmation = scope.get("method") == "GET"
         scope["realtime.relayed_poll"] = tunnel
+        if tunnel.websocket:
+            scope["realtime.hand_over"] = tunnel.hand_over
         self._tunnels[tid] = tunnel
         tunnel.deliver(frame["q"], frame["m"])
         self.served += 1
@@ -526,6 +563,7 @@ class SessionRelay:
             first = await receive()
             if first["type"] in ("http.disconnect", "websocket.disconnect"):
                 return True
+            tunnel.remember(first)
             await tunnel.put([first])
             await tunnel.opened.wait()
             if tunnel.failed is not None:
@@ -534,6 +572,9 @@ class SessionRelay:
                 tg.start_soon(self._pump_in, tunnel, receive)
                 started = await self._pump_out(tunnel, send)
                 tg.cancel_scope.cancel()
+            if tunnel.moved is not None:
+                await self._carry_on(tunnel, tunnel.moved, receive, send)
+                return True
             if not tunnel.complete and started and tunnel.websocket:
                 with anyio.move_on_after(1):
                     with suppress(OSError):
@@ -544,10 +585,24 @@ class SessionRelay:
             if not tunnel.complete and tunnel.failed is None:
                 tunnel.put_end()
 
+    async def _carry_on(
+        self, tunnel: Tunnel, moved: dict[str, Any], receive: Receive, send: Send
+    ) -> None:
+        """The session moved here with its WebSocket: run it as our own."""
+        log = tunnel.log
+        if log is None or self._adopt is None:
+            logger.warning("relay tunnel %s: a session moved here too late to carry on", tunnel.id)
+            with anyio.move_on_after(1), suppress(OSError):
+                await send({"type": "websocket.close", "code": 1011})
+            return
+        self.moved_here += 1
+        await self._adopt(moved, receive, send, log[int(moved.get("taken", 0)) :])
+
     @staticmethod
     async def _pump_in(tunnel: Tunnel, receive: Receive) -> None:
         while True:
             message = await receive()
+            tunnel.remember(message)
             if not await tunnel.put([message]):
                 return
             if message["type"] in ("http.disconnect", "websocket.disconnect"):
@@ -560,6 +615,10 @@ class SessionRelay:
             message = await tunnel.take()
             if message is None:
                 return started
+            if message["type"] == HANDOVER:
+                tunnel.complete = True
+                tunnel.moved = message["state"]
+                return True
             try:
                 await send(message)
             except OSError:

@@ -10,6 +10,7 @@ import json
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVarTuple
@@ -17,8 +18,9 @@ from urllib.parse import parse_qsl
 
 import anyio
 from anyio.abc import TaskGroup
+from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from realtime.engineio.config import EngineConfig, Transport
 from realtime.engineio.connection import GRACEFUL, EngineHandler, EngineSession, RequestInfo
@@ -139,7 +141,7 @@ class EngineServer:
         if self.relay is None:
             yield
             return
-        async with self.relay.running(self._serve_relayed, self.config):
+        async with self.relay.running(self._serve_relayed, self._adopt, self.config):
             yield
 
     async def _serve_relayed(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -440,11 +442,78 @@ class EngineServer:
             await send_text(send, str(exc), cors, status=500)
             return
         session = self._new_session(scope, "polling", query)
+        if self.relay is not None and "websocket" in self.config.transports:
+            self._hold_for_upgrade(session)
         opening = self._open_packet(session).polling
         await send_text(send, opening, cors)
         if self.observer is not None:
             self.observer.bytes_out("polling", len(opening))
         await self._connected(session)
+
+    def _hold_for_upgrade(self, session: EngineSession) -> None:
+        """Keep the client's first messages back while its upgrade may go elsewhere.
+
+        Behind a balancer the WebSocket upgrade often reaches another node than
+        the handshake did. While the layer above has seen no message of the
+        session, the session can move to that node whole, instead of being
+        relayed for its life; so its first messages wait, up to
+        ``relay_upgrade_wait``, for the upgrade to say where the session lives.
+        """
+        wait = self.config.relay_upgrade_wait
+        if wait > 0:
+            session.held = []
+            self.start_soon(self._release_after, session, wait)
+
+    async def _release_after(self, session: EngineSession, wait: float) -> None:
+        await anyio.sleep(wait)
+        await session.release_held(self.handler)
+
+    def export_session(self, session: EngineSession, held: list[str | bytes]) -> dict[str, Any]:
+        """What another node needs to carry on ``session``: its sid, request and messages."""
+        request = session.request
+        return {
+            "sid": session.sid,
+            "held": held,
+            "headers": request.headers.raw,
+            "query": request.query,
+            "client": request.client,
+            "url": request.url,
+            "secure": request.secure,
+            "time": request.time,
+        }
+
+    async def _adopt(
+        self, moved: dict[str, Any], receive: Receive, send: Send, earlier: list[Message]
+    ) -> None:
+        """Carry on a session another node made, over the WebSocket that reached us.
+
+        The upgrade is done (the other node ran the probe); ``earlier`` are the
+        frames the client sent after it, which that node did not take.
+        """
+        client = moved.get("client")
+        request = RequestInfo(
+            headers=Headers(raw=[(bytes(k), bytes(v)) for k, v in moved["headers"]]),
+            query=dict(moved["query"]),
+            client=(client[0], int(client[1])) if client else None,
+            url=str(moved["url"]),
+            secure=bool(moved["secure"]),
+            time=float(moved["time"]),
+        )
+        session = EngineSession(self, str(moved["sid"]), "websocket", request, self.config)
+        self.sessions[session.sid] = session
+        if self.observer is not None:
+            self.observer.handshake("websocket")
+        await self._connected(session)
+        for data in moved["held"]:
+            if session.closed:
+                break
+            await self.handler.on_message(session, data)
+        pending = deque(earlier)
+
+        async def replaying() -> Message:
+            return pending.popleft() if pending else await receive()
+
+        await run_session(self, session, self.handler, replaying, send)
 
     async def _connected(self, session: EngineSession) -> None:
         try:
@@ -482,7 +551,8 @@ class EngineServer:
                 await send({"type": "websocket.accept"})
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            await run_upgrade(self, session, self.handler, receive, send)
+            hand_over = scope.get("realtime.hand_over")
+            await run_upgrade(self, session, self.handler, receive, send, hand_over)
             return
         await send({"type": "websocket.accept"})
         session = self._new_session(scope, "websocket", query)

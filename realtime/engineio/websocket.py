@@ -10,7 +10,8 @@ the WebSocket, in order, once ``5`` arrives.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from starlette.types import Message, Receive, Send
@@ -122,7 +123,10 @@ async def _read(session: EngineSession, handler: EngineHandler, receive: Receive
                 observer.message_in(packet.data)
             # May wait while the layer above is full (inbound backpressure):
             # this WebSocket is then not read, and TCP pushes back on the client.
-            await handler.on_message(session, packet.data)
+            if session.held is None:
+                await handler.on_message(session, packet.data)
+            else:
+                await session.hold(handler, packet.data)
         elif ptype is PacketType.PONG:
             session.state.on_pong(clock())
         elif ptype is PacketType.CLOSE:
@@ -179,19 +183,42 @@ async def _write(
         done.set()
 
 
+#: Sends a moving session's state to the node its WebSocket reached.
+HandOver = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+async def _moved(server: EngineServer, session: EngineSession, hand_over: HandOver) -> bool:
+    """Move the session to the node holding its WebSocket, if nothing ties it here."""
+    held = session.take_held()
+    if held is None:
+        return False
+    await hand_over(server.export_session(session, held))
+    # Its life goes on over there: here it ends without the layer above having
+    # seen a message of it (it only knew that a session opened).
+    session.abort(CloseReason.TRANSPORT_CLOSE)
+    logger.debug("session %s moved to the node holding its WebSocket", session.sid)
+    return True
+
+
 async def run_upgrade(
     server: EngineServer,
     session: EngineSession,
     handler: EngineHandler,
     receive: Receive,
     send: Send,
+    hand_over: HandOver | None = None,
 ) -> None:
-    """Probe a polling session's new WebSocket, then move the session onto it."""
+    """Probe a polling session's new WebSocket, then move the session onto it.
+
+    ``hand_over`` is given when the WebSocket was relayed from another node:
+    a session the layer above has not seen a message of yet then moves to
+    that node, where its WebSocket is, instead of being relayed for its life.
+    """
     session.probing = True
     if server.observer is not None:
         server.observer.upgrade_started()
     try:
-        await _upgrade(server, session, handler, receive, send)
+        await _upgrade(server, session, handler, receive, send, hand_over)
     finally:
         session.probing = False
         if session.state.upgrading:
@@ -209,6 +236,7 @@ async def _upgrade(
     handler: EngineHandler,
     receive: Receive,
     send: Send,
+    hand_over: HandOver | None,
 ) -> None:
     await send({"type": "websocket.accept"})
     upgraded = False
@@ -236,6 +264,10 @@ async def _upgrade(
         if message["type"] != "websocket.disconnect":
             await send({"type": "websocket.close", "code": CLOSE_NORMAL})
         return
+    if hand_over is not None and await _moved(server, session, hand_over):
+        return
+    # Whatever was held for a move goes to the layer above before any frame.
+    await session.release_held(handler)
     state = session.state
     state.upgrading = False
     state.transport = "websocket"

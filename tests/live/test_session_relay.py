@@ -305,3 +305,44 @@ async def test_an_answer_that_died_with_its_relaying_node_closes_the_session(
         assert answers[0].status_code == 400
         response = await client.get(f"{a}{QUERY}&sid={sid}")
         assert response.json() == {"code": 1, "message": "Session ID unknown"}
+
+
+async def test_a_session_moves_to_the_node_its_websocket_reached(
+    nodes_with_processes: list[tuple[str, object]],
+) -> None:
+    """What socket.io-client does: handshake, CONNECT by POST and the WebSocket
+    probe at once. The upgrade reaches b, so the whole session moves to b (the
+    CONNECT is handled there) and is not relayed through a for its life: killing
+    a afterwards does not touch it."""
+    (a, proc_a), (b, _) = nodes_with_processes
+    host_b = b.removeprefix("http://")
+    async with httpx.AsyncClient(timeout=40) as client:
+        sid = await handshake(client, a)
+        via_a = f"{a}{QUERY}&sid={sid}"
+        assert (await client.post(via_a, content="40")).text == "ok"
+        held: list[str] = []
+        released = anyio.Event()
+        async with anyio.create_task_group() as tg:
+
+            async def poll() -> None:
+                held.append((await client.get(via_a)).text)
+                released.set()
+
+            tg.start_soon(poll)
+            url = f"ws://{host_b}/socket.io/?EIO=4&transport=websocket&sid={sid}"
+            async with websockets.connect(url) as ws:
+                await ws.send("2probe")
+                assert await ws.recv() == "3probe"
+                with anyio.fail_after(5):
+                    await released.wait()
+                assert held == ["6"]  # nothing answered yet: the CONNECT was held
+                await ws.send("5")
+                connect = str(await ws.recv())  # the CONNECT reply, from b
+                assert connect.startswith("40{")
+                assert await ws.recv() == '42["hello","b"]'  # b's connect handler ran
+                await ws.send('421["rooms"]')
+                assert ack_ids([str(await ws.recv())]) == [1]
+                proc_a.send_signal(signal.SIGKILL)  # type: ignore[attr-defined]
+                await anyio.sleep(1)
+                await ws.send('422["rooms"]')
+                assert ack_ids([str(await ws.recv())]) == [2]

@@ -90,6 +90,10 @@ class Client:
         self.sent.append(message)
 
 
+async def never_adopt(*args: Any) -> None:
+    raise AssertionError("no session moves in these tests")
+
+
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     backend: str = request.param
@@ -125,8 +129,8 @@ async def test_a_stalled_owner_holds_back_the_client_after_the_window() -> None:
 
     client = Client(frames=100)
     async with (
-        owner.running(app, config),
-        edge.running(never, config),
+        owner.running(app, never_adopt, config),
+        edge.running(never, never_adopt, config),
         anyio.create_task_group() as tg,
     ):
         tg.start_soon(edge.forward, owner.node_id, WS_SCOPE, client.receive, client.send)
@@ -169,8 +173,8 @@ async def test_a_lost_frame_ends_the_connection_instead_of_reordering() -> None:
     bus.drop.add(("m", 3))  # the client's third text frame never arrives
     client = Client(frames=5)
     async with (
-        owner.running(app, config),
-        edge.running(never, config),
+        owner.running(app, never_adopt, config),
+        edge.running(never, never_adopt, config),
         anyio.create_task_group() as tg,
     ):
         tg.start_soon(edge.forward, owner.node_id, WS_SCOPE, client.receive, client.send)
@@ -191,7 +195,7 @@ async def test_an_owner_that_is_gone_is_reported_before_anything_is_sent() -> No
         raise AssertionError("the edge serves nothing")
 
     client = Client(frames=1)
-    async with edge.running(never, config):
+    async with edge.running(never, never_adopt, config):
         with anyio.fail_after(5):
             reached = await edge.forward("nobody00", WS_SCOPE, client.receive, client.send)
     assert reached is False

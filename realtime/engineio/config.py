@@ -69,9 +69,10 @@ class EngineConfig:
     relay_upgrade_wait
         With a session relay: how long a session made over polling keeps the
         client's first messages from the layer above, waiting for its
-        WebSocket upgrade. If the upgrade reaches another node within it, the
-        session moves there (no relay for its life); otherwise the messages go
-        up when it ends. Only polling-only clients wait it out; 0 turns moves off.
+        WebSocket upgrade to start (a probe under way is waited for). If the
+        upgrade reaches another node, the session moves there (no relay for
+        its life); otherwise the messages go up when the wait ends. Only
+        polling-only clients wait it out; 0 turns moves off.
     relay_check_interval
         How often a tunnel that has heard nothing for that long asks whether
         the node at its other end is still there (one ``PUBSUB NUMSUB`` per

@@ -49,6 +49,9 @@ PosArgs = TypeVarTuple("PosArgs")
 
 BAD_REQUEST = EngineRequestError.BAD_REQUEST
 
+#: How often a session held for its upgrade looks whether a probe is over.
+PROBE_LOOK = 0.02
+
 
 #: The request headers the engine itself looks at.
 _WANTED = frozenset((b"origin", b"host", b"content-type", b"access-control-request-headers"))
@@ -466,6 +469,11 @@ class EngineServer:
 
     async def _release_after(self, session: EngineSession, wait: float) -> None:
         await anyio.sleep(wait)
+        # A probe under way decides soon (within upgrade_timeout): wait for it.
+        for _ in range(int(self.config.upgrade_timeout / PROBE_LOOK) + 1):
+            if not session.probing or session.held is None:
+                break
+            await anyio.sleep(PROBE_LOOK)
         await session.release_held(self.handler)
 
     def export_session(self, session: EngineSession, held: list[str | bytes]) -> dict[str, Any]:

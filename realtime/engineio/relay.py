@@ -11,7 +11,11 @@ Why a tunnel and not a hand-over: a session's state above the engine
 (Socket.IO sockets, rooms, what the app's handlers keep) cannot move between
 processes. A tunnel keeps one owner per session, so nothing is duplicated, and
 every limit holds because the owner runs the very code it runs for a request
-that reached it directly.
+that reached it directly. The one moment a session can move is before the
+layer above has seen any message of it: the engine holds a polling session's
+first messages briefly, and if its WebSocket upgrade arrives through a tunnel
+meanwhile, the owner hands the session over (a ``realtime.handover`` message
+on the tunnel) and the node holding the WebSocket carries it on as its own.
 
 Wire: msgpack maps on the bus, one channel per node (``<key>-engine#<node>#``)::
 

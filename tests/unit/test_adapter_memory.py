@@ -87,8 +87,9 @@ async def test_each_room_change_is_reported_once(setup: Setup) -> None:
     adapter.add_sockets_now(opts(["red"]), ["green"])  # A already in green
     adapter.del_sockets_now(opts(["green"]), ["red"])
     await adapter.delete(C, "red")  # not in it
-    assert ns.room_changes == [
-        ("joined", A, "green"),
+    # a selector reaches its sockets in no particular order
+    assert ns.room_changes[0] == ("joined", A, "green")
+    assert sorted(ns.room_changes[1:]) == [
         ("joined", B, "green"),
         ("left", A, "red"),
         ("left", B, "red"),

@@ -606,6 +606,8 @@ class SessionRelay:
     async def _pump_in(tunnel: Tunnel, receive: Receive) -> None:
         while True:
             message = await receive()
+            if tunnel.complete:
+                return  # the answer is out: the ASGI server's disconnect is not news
             tunnel.remember(message)
             if not await tunnel.put([message]):
                 return

@@ -29,6 +29,17 @@ const PAYLOAD = 'x'.repeat(cfg.payload_bytes || 32);
 const HARD_DEADLINE_S = cfg.deadline_s || 60;
 const CLK_TCK = cfg.clk_tck || 100;
 const CLIENT = cfg.client || 'fast'; // 'fast' | 'ws'
+// Behind a balancer (benchmarks/balancer.py): with client_header, client i
+// sends `X-Bench-Client: i` on every request (what a sticky balancer hashes to
+// pin a client to a node, as an affinity cookie would be), and every response
+// names the node that served it in an X-Upstream header, which is how the
+// loader counts the requests that landed on a node other than their owner.
+const CLIENT_HEADER = !!cfg.client_header;
+const clientHeaders = (i) => (CLIENT_HEADER ? { 'X-Bench-Client': String(i) } : {});
+// Echo over WebSocket opened as clients open it by default: a polling
+// handshake, then an upgrade with the sid (through a balancer, the WebSocket
+// lands on any node, not necessarily the one that made the session).
+const UPGRADE = !!cfg.upgrade;
 
 const now = () => performance.now(); // ms, monotonic
 
@@ -112,6 +123,7 @@ class CpuWindow {
     this.s0 = serverCpuTicks();
     this.k0 = cpuLineTicks(cfg.server_cpu_id);
     this.r0 = procCpuTicks(cfg.redis_pid);
+    this.w0 = Object.fromEntries(Object.entries(cfg.watch_pids || {}).map(([k, p]) => [k, procCpuTicks(p)]));
   }
   stop() {
     const wall = (now() - this.t0) / 1000;
@@ -128,7 +140,14 @@ class CpuWindow {
       other = Math.max(0, (k1[0] - this.k0[0]) / CLK_TCK / wall - server);
       steal = (k1[1] - this.k0[1]) / CLK_TCK / wall;
     }
+    // other processes of the setup (a balancer): each one's CPU over the window
+    const watched = {};
+    for (const [k, p] of Object.entries(cfg.watch_pids || {})) {
+      const t1 = procCpuTicks(p);
+      watched[k] = this.w0[k] != null && t1 != null ? (t1 - this.w0[k]) / CLK_TCK / wall : null;
+    }
     return {
+      cpu_of: watched,
       loader_cpu: (c.user + c.system) / 1e6 / wall,
       server_cpu: server,
       server_core_other: other,
@@ -156,8 +175,9 @@ function intAt(buf, from) {
 // costs, which keeps the loader off its core's ceiling. `client: "ws"` in
 // the config switches back to the `ws` package for cross-checking.
 class FastWs {
-  constructor(host, port, path) {
+  constructor(host, port, path, extraHeaders = {}) {
     this.onopen = null;
+    this.head = null;
     this.onmessage = null;
     this.onclose = null;
     this.onerror = null;
@@ -167,12 +187,15 @@ class FastWs {
     this.buf = null;
     this.frags = null;
     const sock = (this.sock = net.connect({ host, port }));
+    const extra = Object.entries(extraHeaders)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
     sock.setNoDelay(true);
     const key = crypto.randomBytes(16).toString('base64');
     sock.on('connect', () => {
       sock.write(
         `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\n` +
-          `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+          `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
       );
     });
     sock.on('data', (chunk) => this._data(chunk));
@@ -201,6 +224,7 @@ class FastWs {
         return;
       }
       this.upgraded = true;
+      this.head = head;
       if (this.onopen) this.onopen();
       if (buf.length === idx + 4) return;
       buf = buf.subarray(idx + 4);
@@ -297,24 +321,34 @@ class FastWs {
 // 'raw' on open, for 'sio' after `0{..}` open, `40` sent and `40{"sid"..}`
 // received. Engine.IO pings (`2`) are answered with `3` transparently; other
 // frames go to conn.onframe(Buffer).
-function openWs(timeoutMs, port = PORT) {
+// With `sid` (an upgrade of a polling session): `2probe` -> `3probe`, `5`, and
+// the connection is ready (Socket.IO connected over polling already);
+// conn.upstream is then the X-Upstream of the 101 response (the node it landed on).
+function openWs(timeoutMs, port = PORT, index = 0, sid = null) {
   return new Promise((resolve, reject) => {
-    const path = PROTO === 'sio' ? `${WS_PATH}?EIO=4&transport=websocket` : WS_PATH;
-    const conn = { onframe: null, ready: false, closed: false };
+    let path = PROTO === 'sio' ? `${WS_PATH}?EIO=4&transport=websocket` : WS_PATH;
+    if (sid) path += `&sid=${sid}`;
+    const conn = { onframe: null, ready: false, closed: false, upstream: null };
     let ws;
     let onMessage;
     if (CLIENT === 'ws') {
       ws = new WebSocket(`ws://${HOST}:${port}${path}`, {
         perMessageDeflate: false,
         skipUTF8Validation: true,
+        headers: clientHeaders(index),
       });
+      ws.on('upgrade', (res) => (conn.upstream = res.headers['x-upstream'] || null));
       ws.on('open', () => opened());
       ws.on('message', (data) => onMessage(data));
       ws.on('error', (e) => failed(e));
       ws.on('close', () => (conn.closed = true));
     } else {
-      ws = new FastWs(HOST, port, path);
-      ws.onopen = () => opened();
+      ws = new FastWs(HOST, port, path, clientHeaders(index));
+      ws.onopen = () => {
+        const m = /\r\nx-upstream:\s*([^\r]*)/i.exec(ws.head || '');
+        conn.upstream = m ? m[1].trim() : null;
+        opened();
+      };
       ws.onmessage = (data) => onMessage(data);
       ws.onerror = (e) => failed(e);
       ws.onclose = () => {
@@ -340,9 +374,11 @@ function openWs(timeoutMs, port = PORT) {
       conn.ready = true;
       resolve(conn);
     }
-    let state = 0; // sio: 0 waiting engine open, 1 waiting sio connect, 2 ready
+    // sio: 0 waiting engine open, 1 waiting sio connect, 2 ready, 3 waiting 3probe
+    let state = sid ? 3 : 0;
     function opened() {
       if (PROTO === 'raw') ready();
+      else if (sid) ws.send('2probe');
     }
     onMessage = (data) => {
       if (PROTO === 'raw') {
@@ -359,7 +395,11 @@ function openWs(timeoutMs, port = PORT) {
         return;
       }
       const s = data.toString();
-      if (state === 0 && s[0] === '0') {
+      if (state === 3 && s === '3probe') {
+        ws.send('5');
+        state = 2;
+        ready();
+      } else if (state === 0 && s[0] === '0') {
         state = 1;
         ws.send('40');
       } else if (state === 1 && s.startsWith('40')) {
@@ -370,6 +410,39 @@ function openWs(timeoutMs, port = PORT) {
       }
     };
   });
+}
+
+// A session opened as clients do by default: polling handshake, `40` POSTed,
+// `40{..}` polled, then a WebSocket with the sid upgrades it while a GET is held
+// (the server releases that GET with NOOP). conn.owner is the X-Upstream of the
+// handshake (the node that owns the session), conn.relayed whether the
+// WebSocket landed on another node (then every frame is tunnelled to the owner).
+async function openUpgraded(timeoutMs, port, index) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+  agent.index = index;
+  try {
+    const base = `${WS_PATH}?EIO=4&transport=polling`;
+    const open = await httpCall(agent, 'GET', base, null, timeoutMs, port);
+    const m = /"sid":"([^"]+)"/.exec(open.text);
+    if (!m) throw new Error('bad handshake ' + open.text.slice(0, 80));
+    const sid = m[1];
+    const q = `${base}&sid=${sid}`;
+    await httpCall(agent, 'POST', q, '40', timeoutMs, port);
+    let polled = '';
+    const pollBy = now() + timeoutMs;
+    while (!polled.includes('40{') && now() < pollBy) {
+      polled = (await httpCall(agent, 'GET', q, null, timeoutMs, port)).text;
+    }
+    if (!polled.includes('40{')) throw new Error('no CONNECT reply over polling');
+    const held = httpCall(agent, 'GET', q, null, timeoutMs, port).catch((e) => e);
+    const conn = await openWs(timeoutMs, port, index, sid);
+    await held; // NOOP (or a 400 once upgraded): either way polling is over
+    conn.owner = open.upstream;
+    conn.relayed = open.upstream != null && conn.upstream != null && open.upstream !== conn.upstream;
+    return conn;
+  } finally {
+    agent.destroy();
+  }
 }
 
 async function openMany(n, concurrency, deadlineAt, onConnected) {
@@ -384,7 +457,8 @@ async function openMany(n, concurrency, deadlineAt, onConnected) {
       const t = now();
       try {
         const timeoutMs = Math.max(1000, Math.min(15000, deadlineAt - now()));
-        conns[i] = await openWs(timeoutMs, PORTS[i % PORTS.length]);
+        const port = PORTS[i % PORTS.length];
+        conns[i] = await (UPGRADE ? openUpgraded(timeoutMs, port, i) : openWs(timeoutMs, port, i));
         lat.add(now() - t);
         if (onConnected) onConnected(conns[i], i);
       } catch (e) {
@@ -435,10 +509,13 @@ async function scenarioEcho() {
   const RING = 1 << 16;
   const sentAt = new Float64Array(RING);
   const samples = new Samples(cfg.max_samples || 2000000);
+  // with upgrades through a balancer: round trips of relayed / direct WebSockets apart
+  const split = { true: new Samples(UPGRADE ? 1000000 : 0), false: new Samples(UPGRADE ? 1000000 : 0) };
   let seq = 0;
   let sent = 0;
   let received = 0;
   let inWindow = 0;
+  let relayedInWindow = 0;
   let sending = true;
   let outstanding = 0;
   let tStart = 0;
@@ -468,8 +545,12 @@ async function scenarioEcho() {
       received++;
       if (t >= tMeasure && t <= tEnd) {
         inWindow++;
+        if (c.relayed) relayedInWindow++;
         const st = sentAt[s & (RING - 1)];
-        if (st >= tMeasure) samples.add(t - st);
+        if (st >= tMeasure) {
+          samples.add(t - st);
+          if (UPGRADE) split[!!c.relayed].add(t - st);
+        }
       }
       if (sending && sent < maxMsgs) sendOne(c);
     };
@@ -489,6 +570,7 @@ async function scenarioEcho() {
   while (outstanding > 0 && now() < drainUntil) await sleep(10);
   const measured = (actualEnd - tMeasure) / 1000;
   await closeAll(conns);
+  const known = conns.every((c) => c.upstream != null && c.owner != null);
   return {
     throughput: inWindow / measured,
     unit: 'msg/s',
@@ -496,6 +578,13 @@ async function scenarioEcho() {
     sent,
     received,
     lost_or_late: outstanding,
+    // Through a balancer, with upgrades: the messages (round trips) whose
+    // WebSocket landed on a node that does not own the session, and those clients.
+    requests_in_window: inWindow,
+    relayed_in_window: UPGRADE && known ? relayedInWindow : null,
+    relayed_conns: UPGRADE && known ? conns.filter((c) => c.relayed).length : null,
+    relayed_latency: UPGRADE && known ? split[true].summary() : null,
+    direct_latency: UPGRADE && known ? split[false].summary() : null,
     measured_s: measured,
     ...usage,
   };
@@ -604,20 +693,22 @@ async function scenarioFanout() {
 // Engine.IO over HTTP only: handshake GET, POST `40`, GET `40{..}`; then
 // each client keeps one GET outstanding and POSTs 42["echo",<seq>,..] with
 // one message in flight. Payloads are split on \x1e (record separator).
-function httpReq(agent, method, path, body, timeoutMs) {
+// Resolves {text, upstream}: the body of a 200 answer and the node that served
+// it (the balancer's X-Upstream header; null without a balancer).
+function httpCall(agent, method, path, body, timeoutMs, port = PORT) {
   return new Promise((resolve, reject) => {
-    const headers = {};
+    const headers = clientHeaders(agent.index || 0);
     if (body != null) {
       headers['Content-Type'] = 'text/plain;charset=UTF-8';
       headers['Content-Length'] = Buffer.byteLength(body);
     }
-    const req = http.request({ host: HOST, port: PORT, method, path, agent, headers }, (res) => {
+    const req = http.request({ host: HOST, port, method, path, agent, headers }, (res) => {
       const chunks = [];
       res.on('data', (d) => chunks.push(d));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString();
         if (res.statusCode !== 200) reject(new Error(`${method} ${res.statusCode} ${text.slice(0, 80)}`));
-        else resolve(text);
+        else resolve({ text, upstream: res.headers['x-upstream'] || null });
       });
       res.on('error', reject);
     });
@@ -626,6 +717,20 @@ function httpReq(agent, method, path, body, timeoutMs) {
     if (body != null) req.write(body);
     req.end();
   });
+}
+
+// Every HTTP request of the polling scenario: counts those completed in the
+// measurement window, and those a node other than the session's owner took.
+const httpCount = { inWindow: 0, relayed: 0, known: true, from: Infinity, to: Infinity };
+async function httpReq(agent, method, path, body, timeoutMs, owner = null) {
+  const { text, upstream } = await httpCall(agent, method, path, body, timeoutMs);
+  const t = now();
+  if (owner !== null && t >= httpCount.from && t <= httpCount.to) {
+    httpCount.inWindow++;
+    if (upstream == null || owner.upstream == null) httpCount.known = false;
+    else if (upstream !== owner.upstream) httpCount.relayed++;
+  }
+  return text;
 }
 
 async function scenarioPolling() {
@@ -646,16 +751,17 @@ async function scenarioPolling() {
   let tEnd = Infinity;
   const clients = [];
 
-  function makeClient() {
+  function makeClient(index) {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
-    const c = { agent, sid: null, queue: [], posting: false, sentAt: 0, ready: false, done: false };
+    agent.index = index; // whose requests these are (X-Bench-Client)
+    const c = { agent, sid: null, queue: [], posting: false, sentAt: 0, ready: false, done: false, upstream: null };
     c.q = () => `${base}?EIO=4&transport=polling&sid=${c.sid}`;
     c.flush = () => {
       if (c.posting || c.queue.length === 0 || c.done) return;
       const body = c.queue.join('\x1e');
       c.queue.length = 0;
       c.posting = true;
-      httpReq(agent, 'POST', c.q(), body, 10000).then(
+      httpReq(agent, 'POST', c.q(), body, 10000, c).then(
         () => {
           c.posting = false;
           c.flush();
@@ -696,7 +802,7 @@ async function scenarioPolling() {
       while (!c.done) {
         let text;
         try {
-          text = await httpReq(agent, 'GET', c.q(), null, 40000);
+          text = await httpReq(agent, 'GET', c.q(), null, 40000, c);
         } catch (e) {
           if (c.done) return;
           errors++;
@@ -717,9 +823,10 @@ async function scenarioPolling() {
   let nextIdx = 0;
   async function hsWorker() {
     while (nextIdx < n && now() < deadlineAt) {
-      nextIdx++;
-      const c = makeClient();
-      const open = await httpReq(c.agent, 'GET', `${base}?EIO=4&transport=polling`, null, 10000);
+      const c = makeClient(nextIdx++);
+      const hs = await httpCall(c.agent, 'GET', `${base}?EIO=4&transport=polling`, null, 10000);
+      const open = hs.text;
+      c.upstream = hs.upstream; // the node that owns the session
       const m = /"sid":"([^"]+)"/.exec(open);
       if (!m) throw new Error('bad handshake ' + open.slice(0, 80));
       c.sid = m[1];
@@ -736,6 +843,8 @@ async function scenarioPolling() {
   const tStart = now();
   tMeasure = tStart + warmMs;
   tEnd = tMeasure + durMs;
+  httpCount.from = tMeasure;
+  httpCount.to = tEnd;
   for (const c of clients) c.sendEcho();
   await sleep(warmMs);
   const cpu = new CpuWindow();
@@ -765,6 +874,10 @@ async function scenarioPolling() {
     received,
     http_errors: errors,
     first_error: firstError,
+    // HTTP requests (POSTs and GETs) completed in the window, and those that
+    // landed on a node other than their session's owner (null: no X-Upstream)
+    requests_in_window: httpCount.inWindow,
+    relayed_in_window: httpCount.known ? httpCount.relayed : null,
     measured_s: measured,
     ...usage,
   };

@@ -14,7 +14,10 @@ behind a real nginx (benchmarks/balancer.py), with the same client load on:
 
 Scenarios: ``polling-50`` (Engine.IO long-polling echo, the harness's scenario)
 and ``upgrade-50x1`` (a polling handshake, then the WebSocket upgrade with the
-sid, as clients connect by default; 1 echo in flight per client). Every node is
+sid, as clients connect by default; 1 echo in flight per client); with 50
+clients the nodes' core is saturated, so these give throughput and CPU per
+request. ``polling-5`` and ``upgrade-5x1``: the same with 5 clients, a light
+load for one process, to see the latency a relayed request adds there. Every node is
 pinned to the server CPU, so each setup has the same CPU budget; nginx runs
 beside the loader on the other CPU; Redis is not ours and is not pinned.
 Setups are interleaved per repeat (repeat i of every setup, then i + 1), each
@@ -90,14 +93,17 @@ class RelayScenario:
 
 
 def relay_scenarios(window_s: float) -> list[RelayScenario]:
-    common = {"warmup_s": WARMUP_S, "duration_s": window_s, "max_msgs": MAX_MSGS, "conns": 50}
+    """50 clients (the nodes' core saturated: throughput and CPU per request), then 5
+    clients (a light load for one process; the relay, at its CPU per request, still
+    fills the core with 5)."""
+    common = {"warmup_s": WARMUP_S, "duration_s": window_s, "max_msgs": MAX_MSGS}
+    polling = {**common, "scenario": "polling"}
+    upgrade = {**common, "scenario": "echo", "inflight": 1, "upgrade": True}
     return [
-        RelayScenario("polling-50", "HTTP request", {**common, "scenario": "polling"}),
-        RelayScenario(
-            "upgrade-50x1",
-            "WS round trip",
-            {**common, "scenario": "echo", "inflight": 1, "upgrade": True},
-        ),
+        RelayScenario("polling-50", "HTTP request", {**polling, "conns": 50}),
+        RelayScenario("upgrade-50x1", "WS round trip", {**upgrade, "conns": 50}),
+        RelayScenario("polling-5", "HTTP request", {**polling, "conns": 5}),
+        RelayScenario("upgrade-5x1", "WS round trip", {**upgrade, "conns": 5}),
     ]
 
 
@@ -210,6 +216,10 @@ def server_us(res: dict[str, Any]) -> float | None:
     return per_request_us(res.get("server_cpu"), res)
 
 
+def redis_us(res: dict[str, Any]) -> float | None:
+    return per_request_us(res.get("redis_cpu"), res)
+
+
 def relayed_share(res: dict[str, Any]) -> float | None:
     n, relayed = res.get("requests_in_window"), res.get("relayed_in_window")
     if not n or relayed is None:
@@ -269,13 +279,17 @@ def summarize(doc: dict[str, Any]) -> list[dict[str, Any]]:
         for setup, runs in by_setup.items():
             ok = [r for r in runs if r.get("ok")]
 
-            extra = []
+            extra, extra_redis = [], []
             for a, b in zip(runs, base, strict=False):
                 if not (a.get("ok") and b.get("ok")):
                     continue
                 ua, ub, share = server_us(a), server_us(b), relayed_share(a)
-                if ua is not None and ub is not None and share:
-                    extra.append((ua - ub) / share)
+                if ua is None or ub is None or not share:
+                    continue
+                extra.append((ua - ub) / share)
+                ra, rb = redis_us(a), redis_us(b)
+                if ra is not None and rb is not None:
+                    extra_redis.append((ua + ra - ub - rb) / share)
             rows.append(
                 {
                     "scenario": scen,
@@ -292,7 +306,7 @@ def summarize(doc: dict[str, Any]) -> list[dict[str, Any]]:
                     "nginx_us": over(
                         ok, lambda r: per_request_us((r.get("cpu_of") or {}).get("nginx"), r)
                     ),
-                    "redis_us": over(ok, lambda r: per_request_us(r.get("redis_cpu"), r)),
+                    "redis_us": over(ok, redis_us),
                     "loader_cpu": over(ok, lambda r: r.get("loader_cpu")),
                     "server_cpu": over(ok, lambda r: r.get("server_cpu")),
                     "elsewhere": over(ok, elsewhere),
@@ -308,6 +322,7 @@ def summarize(doc: dict[str, Any]) -> list[dict[str, Any]]:
                     "ratio_p99": median_spread(paired(runs, base, lambda r: r["p99_ms"])),
                     "ratio_server_us": median_spread(paired(runs, base, server_us)),
                     "extra_us_per_forwarded": median_spread(extra),
+                    "extra_us_with_redis": median_spread(extra_redis),
                 }
             )
     return rows
@@ -421,6 +436,7 @@ def ratios_table(rows: list[dict[str, Any]]) -> str:
         "p99",
         "server CPU per request",
         "extra server CPU per forwarded request",
+        "same + redis-server",
     )
     body = [
         (
@@ -430,9 +446,10 @@ def ratios_table(rows: list[dict[str, Any]]) -> str:
             with_range(r["ratio_p50"], 2, "x"),
             with_range(r["ratio_p99"], 2, "x"),
             with_range(r["ratio_server_us"], 2, "x"),
-            with_range(r["extra_us_per_forwarded"], 1, " us")
+            with_range(r["extra_us_per_forwarded"], 0, " us")
             if r["setup"] == "relay"
             else "- (nothing forwarded)",
+            with_range(r["extra_us_with_redis"], 0, " us") if r["setup"] == "relay" else "-",
         )
         for r in rows
         if r["setup"] != "one"
@@ -503,7 +520,7 @@ def main(
     log = RESULTS / "servers.log.tmp"
     log.write_bytes(b"")
     print(
-        f"relay: {repeats} repeats x {len(SETUPS)} setups x 2 scenarios, {window_s:g} s windows; "
+        f"relay: {repeats} repeats x {len(SETUPS)} setups x 4 scenarios, {window_s:g} s windows; "
         f"nodes on CPU {SERVER_CPU}, loader and nginx on CPU {LOADER_CPU}"
         if pin
         else "relay: no CPU pinning"

@@ -1,33 +1,42 @@
 """``python -m benchmarks.run --relay``: what serving any session on any node costs.
 
 With the Redis adapter, a request for a session another node owns is tunnelled
-over Redis pub/sub to the owner (realtime/engineio/relay.py). This measures it
-behind a real nginx (benchmarks/balancer.py), with the same client load on:
+over Redis pub/sub to the owner (realtime/engineio/relay.py), and a session
+made over polling whose WebSocket upgrade reaches another node moves there.
+This measures both behind a real nginx (benchmarks/balancer.py), with the same
+client load on:
 
 * ``one``: ONE realtime process (Redis adapter on: one node never relays, so
   the only difference with ``relay`` is where requests land);
 * ``relay``: THREE processes with the Redis adapter, round robin, no
-  affinity: about 2/3 of the requests land on a node that does not own their
-  session and are tunnelled to the owner;
+  affinity: about 2/3 of the requests land on a node other than their
+  session's ("elsewhere");
 * ``sticky``: the same three processes behind ``hash`` affinity (each client
-  pinned to one node): nothing is relayed; the cost of three processes alone.
+  pinned to one node): nothing lands elsewhere; the cost of three processes.
 
-Scenarios: ``polling-50`` (Engine.IO long-polling echo, the harness's scenario)
-and ``upgrade-50x1`` (a polling handshake, then the WebSocket upgrade with the
-sid, as clients connect by default; 1 echo in flight per client); with 50
-clients the nodes' core is saturated, so these give throughput and CPU per
-request. ``polling-5`` and ``upgrade-5x1``: the same with 5 clients, a light
-load for one process, to see the latency a relayed request adds there. Every node is
-pinned to the server CPU, so each setup has the same CPU budget; nginx runs
-beside the loader on the other CPU; Redis is not ours and is not pinned.
-Setups are interleaved per repeat (repeat i of every setup, then i + 1), each
-with fresh processes and a Redis key of its own.
+Scenarios (1 echo in flight per client):
+
+* ``polling-50``: Engine.IO long-polling echo (the harness's scenario); every
+  request that lands elsewhere is tunnelled to the owner.
+* ``upgrade-50x1``: a polling handshake, ``40``, and the WebSocket upgrade
+  started at once, as socket.io-client does by default; a WebSocket that lands
+  elsewhere takes the session with it (it moves), then echo over it.
+* ``upgrade-late-50x1``: the upgrade starts only after ``40{..}`` came back over
+  polling: the session has begun where it was made, so a WebSocket that lands
+  elsewhere is relayed to it for its life.
+* ``polling-5``, ``upgrade-late-5x1``: the same with 5 clients, a light load
+  for one process.
+
+Every node is pinned to the server CPU, so each setup has the same CPU
+budget; nginx runs beside the loader on the other CPU; Redis is not ours and is
+not pinned. Setups are interleaved per repeat (repeat i of every setup, then
+i + 1), each with fresh processes and a Redis key of its own.
 
 Per request (polling: each HTTP POST or GET; WebSocket: each echo round trip)
 the servers' CPU time is their /proc CPU ticks over the window, summed over the
-nodes, divided by the requests in the window. The extra CPU per forwarded
-request is ``(us/request of the setup - us/request of one) / relayed share``,
-with the relayed share counted by the loader from nginx's ``X-Upstream``.
+nodes, divided by the requests in the window. The extra CPU per request that
+landed elsewhere is ``(us/request of relay - us/request of one) / share``,
+with the share counted by the loader from nginx's ``X-Upstream``.
 """
 
 from __future__ import annotations
@@ -80,8 +89,8 @@ class Setup:
 
 SETUPS = (
     Setup("one", 1, "round-robin", "1 process behind nginx: every request served where it lands"),
-    Setup("relay", 3, "round-robin", "3 processes, round robin: ~2/3 tunnelled to the owner"),
-    Setup("sticky", 3, "sticky", "3 processes, nginx hash affinity: nothing relayed"),
+    Setup("relay", 3, "round-robin", "3 processes, round robin: ~2/3 land elsewhere"),
+    Setup("sticky", 3, "sticky", "3 processes, nginx hash affinity: nothing lands elsewhere"),
 )
 
 
@@ -94,16 +103,18 @@ class RelayScenario:
 
 def relay_scenarios(window_s: float) -> list[RelayScenario]:
     """50 clients (the nodes' core saturated: throughput and CPU per request), then 5
-    clients (a light load for one process; the relay, at its CPU per request, still
-    fills the core with 5)."""
+    (a light load for one process; relaying, at its CPU per request, still fills
+    the core with 5)."""
     common = {"warmup_s": WARMUP_S, "duration_s": window_s, "max_msgs": MAX_MSGS}
     polling = {**common, "scenario": "polling"}
-    upgrade = {**common, "scenario": "echo", "inflight": 1, "upgrade": True}
+    early = {**common, "scenario": "echo", "inflight": 1, "upgrade": "early"}
+    late = {**early, "upgrade": "late"}
     return [
         RelayScenario("polling-50", "HTTP request", {**polling, "conns": 50}),
-        RelayScenario("upgrade-50x1", "WS round trip", {**upgrade, "conns": 50}),
+        RelayScenario("upgrade-50x1", "WS round trip", {**early, "conns": 50}),
+        RelayScenario("upgrade-late-50x1", "WS round trip", {**late, "conns": 50}),
         RelayScenario("polling-5", "HTTP request", {**polling, "conns": 5}),
-        RelayScenario("upgrade-5x1", "WS round trip", {**upgrade, "conns": 5}),
+        RelayScenario("upgrade-late-5x1", "WS round trip", {**late, "conns": 5}),
     ]
 
 
@@ -186,8 +197,8 @@ def measure(
 def describe_run(res: dict[str, Any]) -> str:
     if not res.get("ok"):
         return "ERROR " + str(res.get("error", ""))[:300]
-    share = relayed_share(res)
-    tail = f", relayed {100 * share:.0f}%" if share is not None else ""
+    share = elsewhere_share(res)
+    tail = f", elsewhere {100 * share:.0f}%" if share is not None else ""
     us = server_us(res)
     return (
         f"{res['throughput']:.0f} {res['unit']}, p50 {res['p50_ms']:.2f} ms, "
@@ -220,11 +231,12 @@ def redis_us(res: dict[str, Any]) -> float | None:
     return per_request_us(res.get("redis_cpu"), res)
 
 
-def relayed_share(res: dict[str, Any]) -> float | None:
-    n, relayed = res.get("requests_in_window"), res.get("relayed_in_window")
-    if not n or relayed is None:
+def elsewhere_share(res: dict[str, Any]) -> float | None:
+    """Share of the requests that landed on a node other than their session's."""
+    n, elsewhere = res.get("requests_in_window"), res.get("elsewhere_in_window")
+    if not n or elsewhere is None:
         return None
-    return float(relayed) / float(n)
+    return float(elsewhere) / float(n)
 
 
 def elsewhere(res: dict[str, Any]) -> float | None:
@@ -234,7 +246,7 @@ def elsewhere(res: dict[str, Any]) -> float | None:
 
 
 def latency(res: dict[str, Any], kind: str, key: str) -> float | None:
-    """A percentile of the WebSockets that were relayed (``kind="relayed"``) or not."""
+    """A percentile of the WebSockets that landed elsewhere (``kind="elsewhere"``) or not."""
     part = res.get(f"{kind}_latency") or {}
     value = part.get(key) if part.get("n") else None
     return None if value is None else float(value)
@@ -283,7 +295,7 @@ def summarize(doc: dict[str, Any]) -> list[dict[str, Any]]:
             for a, b in zip(runs, base, strict=False):
                 if not (a.get("ok") and b.get("ok")):
                     continue
-                ua, ub, share = server_us(a), server_us(b), relayed_share(a)
+                ua, ub, share = server_us(a), server_us(b), elsewhere_share(a)
                 if ua is None or ub is None or not share:
                     continue
                 extra.append((ua - ub) / share)
@@ -301,7 +313,7 @@ def summarize(doc: dict[str, Any]) -> list[dict[str, Any]]:
                     "throughput": over(ok, lambda r: r["throughput"]),
                     "p50_ms": over(ok, lambda r: r["p50_ms"]),
                     "p99_ms": over(ok, lambda r: r["p99_ms"]),
-                    "relayed_share": over(ok, relayed_share),
+                    "elsewhere_share": over(ok, elsewhere_share),
                     "server_us": over(ok, server_us),
                     "nginx_us": over(
                         ok, lambda r: per_request_us((r.get("cpu_of") or {}).get("nginx"), r)
@@ -310,8 +322,8 @@ def summarize(doc: dict[str, Any]) -> list[dict[str, Any]]:
                     "loader_cpu": over(ok, lambda r: r.get("loader_cpu")),
                     "server_cpu": over(ok, lambda r: r.get("server_cpu")),
                     "elsewhere": over(ok, elsewhere),
-                    "relayed_p50_ms": over(ok, lambda r: latency(r, "relayed", "p50_ms")),
-                    "relayed_p99_ms": over(ok, lambda r: latency(r, "relayed", "p99_ms")),
+                    "elsewhere_p50_ms": over(ok, lambda r: latency(r, "elsewhere", "p50_ms")),
+                    "elsewhere_p99_ms": over(ok, lambda r: latency(r, "elsewhere", "p99_ms")),
                     "direct_p50_ms": over(ok, lambda r: latency(r, "direct", "p50_ms")),
                     "direct_p99_ms": over(ok, lambda r: latency(r, "direct", "p99_ms")),
                     "http_errors": sum(int(r.get("http_errors") or 0) for r in ok),
@@ -321,7 +333,7 @@ def summarize(doc: dict[str, Any]) -> list[dict[str, Any]]:
                     "ratio_p50": median_spread(paired(runs, base, lambda r: r["p50_ms"])),
                     "ratio_p99": median_spread(paired(runs, base, lambda r: r["p99_ms"])),
                     "ratio_server_us": median_spread(paired(runs, base, server_us)),
-                    "extra_us_per_forwarded": median_spread(extra),
+                    "extra_us_elsewhere": median_spread(extra),
                     "extra_us_with_redis": median_spread(extra_redis),
                 }
             )
@@ -350,7 +362,7 @@ def measured_table(rows: list[dict[str, Any]]) -> str:
         "throughput /s",
         "p50 ms",
         "p99 ms",
-        "relayed",
+        "elsewhere",
         "server CPU",
         "server CPU us/req",
         "nginx us/req",
@@ -365,7 +377,7 @@ def measured_table(rows: list[dict[str, Any]]) -> str:
             with_range(r["throughput"], 0),
             fmt_num(r["p50_ms"][0], 2),
             fmt_num(r["p99_ms"][0], 2),
-            share_cell(r["relayed_share"]),
+            share_cell(r["elsewhere_share"]),
             percent(r["server_cpu"][0]),
             with_range(r["server_us"], 1),
             fmt_num(r["nginx_us"][0], 1),
@@ -405,14 +417,14 @@ def percent(v: float | None) -> str:
 
 
 def split_table(rows: list[dict[str, Any]]) -> str:
-    """Round trips of the WebSockets that landed on their owner apart from the relayed ones."""
+    """Round trips of the WebSockets that landed where their session was made, and elsewhere."""
     head = (
         "scenario",
         "setup",
         "direct p50 ms",
         "direct p99 ms",
-        "relayed p50 ms",
-        "relayed p99 ms",
+        "elsewhere p50 ms",
+        "elsewhere p99 ms",
     )
     body = [
         (
@@ -420,11 +432,11 @@ def split_table(rows: list[dict[str, Any]]) -> str:
             r["setup"],
             fmt_num(r["direct_p50_ms"][0], 2),
             fmt_num(r["direct_p99_ms"][0], 2),
-            fmt_num(r["relayed_p50_ms"][0], 2),
-            fmt_num(r["relayed_p99_ms"][0], 2),
+            fmt_num(r["elsewhere_p50_ms"][0], 2),
+            fmt_num(r["elsewhere_p99_ms"][0], 2),
         )
         for r in rows
-        if r["direct_p50_ms"][0] is not None or r["relayed_p50_ms"][0] is not None
+        if r["direct_p50_ms"][0] is not None or r["elsewhere_p50_ms"][0] is not None
     ]
     return render(head, body) if body else ""
 
@@ -437,7 +449,7 @@ def ratios_table(rows: list[dict[str, Any]]) -> str:
         "p50",
         "p99",
         "server CPU per request",
-        "extra server CPU per forwarded request",
+        "extra server CPU per request landed elsewhere",
         "same + redis-server",
     )
     body = [
@@ -448,9 +460,7 @@ def ratios_table(rows: list[dict[str, Any]]) -> str:
             with_range(r["ratio_p50"], 2, "x"),
             with_range(r["ratio_p99"], 2, "x"),
             with_range(r["ratio_server_us"], 2, "x"),
-            with_range(r["extra_us_per_forwarded"], 0, " us")
-            if r["setup"] == "relay"
-            else "- (nothing forwarded)",
+            with_range(r["extra_us_elsewhere"], 0, " us") if r["setup"] == "relay" else "-",
             with_range(r["extra_us_with_redis"], 0, " us") if r["setup"] == "relay" else "-",
         )
         for r in rows
@@ -522,7 +532,8 @@ def main(
     log = RESULTS / "servers.log.tmp"
     log.write_bytes(b"")
     print(
-        f"relay: {repeats} repeats x {len(SETUPS)} setups x 4 scenarios, {window_s:g} s windows; "
+        f"relay: {repeats} repeats x {len(SETUPS)} setups x {len(relay_scenarios(window_s))} "
+        f"scenarios, {window_s:g} s windows; "
         f"nodes on CPU {SERVER_CPU}, loader and nginx on CPU {LOADER_CPU}"
         if pin
         else "relay: no CPU pinning"

@@ -36,10 +36,12 @@ const CLIENT = cfg.client || 'fast'; // 'fast' | 'ws'
 // loader counts the requests that landed on a node other than their owner.
 const CLIENT_HEADER = !!cfg.client_header;
 const clientHeaders = (i) => (CLIENT_HEADER ? { 'X-Bench-Client': String(i) } : {});
-// Echo over WebSocket opened as clients open it by default: a polling
-// handshake, then an upgrade with the sid (through a balancer, the WebSocket
-// lands on any node, not necessarily the one that made the session).
-const UPGRADE = !!cfg.upgrade;
+// Echo over WebSocket reached by upgrading a polling session (through a
+// balancer, the WebSocket lands on any node, not necessarily the one that made
+// the session). upgrade "early": as socket.io-client does by default, the
+// probe starts right after the handshake, while `40` is on its way; "late":
+// the upgrade starts only once `40{..}` came back over polling.
+const UPGRADE = cfg.upgrade || null; // null | 'early' | 'late'
 
 const now = () => performance.now(); // ms, monotonic
 
@@ -412,14 +414,18 @@ function openWs(timeoutMs, port = PORT, index = 0, sid = null) {
   });
 }
 
-// A session opened as clients do by default: polling handshake, `40` POSTed,
-// `40{..}` polled, then a WebSocket with the sid upgrades it while a GET is held
-// (the server releases that GET with NOOP). conn.owner is the X-Upstream of the
-// handshake (the node that owns the session), conn.relayed whether the
-// WebSocket landed on another node (then every frame is tunnelled to the owner).
+// A session opened over polling, then upgraded with its sid while a GET is
+// held (the server releases that GET with NOOP): `40` POSTed, and the upgrade
+// started at once (UPGRADE "early") or after `40{..}` was polled ("late");
+// ready once `40{..}` came, over polling or on the WebSocket. conn.owner is
+// the X-Upstream of the handshake (the node that made the session),
+// conn.elsewhere whether the WebSocket landed on another node (then the
+// session is relayed to its owner, or has moved to that node).
 async function openUpgraded(timeoutMs, port, index) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
   agent.index = index;
+  const by = now() + timeoutMs;
+  let connected = false;
   try {
     const base = `${WS_PATH}?EIO=4&transport=polling`;
     const open = await httpCall(agent, 'GET', base, null, timeoutMs, port);
@@ -428,17 +434,21 @@ async function openUpgraded(timeoutMs, port, index) {
     const sid = m[1];
     const q = `${base}&sid=${sid}`;
     await httpCall(agent, 'POST', q, '40', timeoutMs, port);
-    let polled = '';
-    const pollBy = now() + timeoutMs;
-    while (!polled.includes('40{') && now() < pollBy) {
-      polled = (await httpCall(agent, 'GET', q, null, timeoutMs, port)).text;
+    while (UPGRADE === 'late' && !connected && now() < by) {
+      connected = (await httpCall(agent, 'GET', q, null, timeoutMs, port)).text.includes('40{');
     }
-    if (!polled.includes('40{')) throw new Error('no CONNECT reply over polling');
-    const held = httpCall(agent, 'GET', q, null, timeoutMs, port).catch((e) => e);
+    const held = httpCall(agent, 'GET', q, null, timeoutMs, port).then(
+      (r) => (connected = connected || r.text.includes('40{')),
+      (e) => e, // a 400 once upgraded: polling is over either way
+    );
     const conn = await openWs(timeoutMs, port, index, sid);
-    await held; // NOOP (or a 400 once upgraded): either way polling is over
+    conn.onframe = (buf) => (connected = connected || buf.toString().startsWith('40'));
+    await held;
+    while (!connected && now() < by) await sleep(2);
+    conn.onframe = null;
+    if (!connected) throw new Error('no CONNECT reply after the upgrade');
     conn.owner = open.upstream;
-    conn.relayed = open.upstream != null && conn.upstream != null && open.upstream !== conn.upstream;
+    conn.elsewhere = open.upstream != null && conn.upstream != null && open.upstream !== conn.upstream;
     return conn;
   } finally {
     agent.destroy();
@@ -509,13 +519,14 @@ async function scenarioEcho() {
   const RING = 1 << 16;
   const sentAt = new Float64Array(RING);
   const samples = new Samples(cfg.max_samples || 2000000);
-  // with upgrades through a balancer: round trips of relayed / direct WebSockets apart
+  // with upgrades through a balancer: round trips of WebSockets that landed
+  // elsewhere than their session's node, and of the others, apart
   const split = { true: new Samples(UPGRADE ? 1000000 : 0), false: new Samples(UPGRADE ? 1000000 : 0) };
   let seq = 0;
   let sent = 0;
   let received = 0;
   let inWindow = 0;
-  let relayedInWindow = 0;
+  let elsewhereInWindow = 0;
   let sending = true;
   let outstanding = 0;
   let tStart = 0;
@@ -545,11 +556,11 @@ async function scenarioEcho() {
       received++;
       if (t >= tMeasure && t <= tEnd) {
         inWindow++;
-        if (c.relayed) relayedInWindow++;
+        if (c.elsewhere) elsewhereInWindow++;
         const st = sentAt[s & (RING - 1)];
         if (st >= tMeasure) {
           samples.add(t - st);
-          if (UPGRADE) split[!!c.relayed].add(t - st);
+          if (UPGRADE) split[!!c.elsewhere].add(t - st);
         }
       }
       if (sending && sent < maxMsgs) sendOne(c);
@@ -579,11 +590,12 @@ async function scenarioEcho() {
     received,
     lost_or_late: outstanding,
     // Through a balancer, with upgrades: the messages (round trips) whose
-    // WebSocket landed on a node that does not own the session, and those clients.
+    // WebSocket landed on a node other than the one that made the session, and
+    // those clients.
     requests_in_window: inWindow,
-    relayed_in_window: UPGRADE && known ? relayedInWindow : null,
-    relayed_conns: UPGRADE && known ? conns.filter((c) => c.relayed).length : null,
-    relayed_latency: UPGRADE && known ? split[true].summary() : null,
+    elsewhere_in_window: UPGRADE && known ? elsewhereInWindow : null,
+    elsewhere_conns: UPGRADE && known ? conns.filter((c) => c.elsewhere).length : null,
+    elsewhere_latency: UPGRADE && known ? split[true].summary() : null,
     direct_latency: UPGRADE && known ? split[false].summary() : null,
     measured_s: measured,
     ...usage,
@@ -721,14 +733,14 @@ function httpCall(agent, method, path, body, timeoutMs, port = PORT) {
 
 // Every HTTP request of the polling scenario: counts those completed in the
 // measurement window, and those a node other than the session's owner took.
-const httpCount = { inWindow: 0, relayed: 0, known: true, from: Infinity, to: Infinity };
+const httpCount = { inWindow: 0, elsewhere: 0, known: true, from: Infinity, to: Infinity };
 async function httpReq(agent, method, path, body, timeoutMs, owner = null) {
   const { text, upstream } = await httpCall(agent, method, path, body, timeoutMs);
   const t = now();
   if (owner !== null && t >= httpCount.from && t <= httpCount.to) {
     httpCount.inWindow++;
     if (upstream == null || owner.upstream == null) httpCount.known = false;
-    else if (upstream !== owner.upstream) httpCount.relayed++;
+    else if (upstream !== owner.upstream) httpCount.elsewhere++;
   }
   return text;
 }
@@ -877,7 +889,7 @@ async function scenarioPolling() {
     // HTTP requests (POSTs and GETs) completed in the window, and those that
     // landed on a node other than their session's owner (null: no X-Upstream)
     requests_in_window: httpCount.inWindow,
-    relayed_in_window: httpCount.known ? httpCount.relayed : null,
+    elsewhere_in_window: httpCount.known ? httpCount.elsewhere : null,
     measured_s: measured,
     ...usage,
   };

@@ -68,6 +68,7 @@ from benchmarks.run import (
     run_loader,
     run_server,
 )
+from realtime.engineio.config import EngineConfig
 
 #: Warm-up and measurement window of one run (seconds): short, the machine is shared.
 WARMUP_S = 0.5
@@ -107,7 +108,16 @@ def relay_scenarios(window_s: float) -> list[RelayScenario]:
     the core with 5)."""
     common = {"warmup_s": WARMUP_S, "duration_s": window_s, "max_msgs": MAX_MSGS}
     polling = {**common, "scenario": "polling"}
-    early = {**common, "scenario": "echo", "inflight": 1, "upgrade": "early"}
+    # handshakes 10 at a time, as in the polling scenario; the relay_upgrade_wait of
+    # the server's default config, for the loader to count the probes later than it
+    early = {
+        **common,
+        "scenario": "echo",
+        "inflight": 1,
+        "upgrade": "early",
+        "connect_concurrency": 10,
+        "upgrade_wait_ms": 1000 * EngineConfig().relay_upgrade_wait,
+    }
     late = {**early, "upgrade": "late"}
     return [
         RelayScenario("polling-50", "HTTP request", {**polling, "conns": 50}),
@@ -252,6 +262,12 @@ def latency(res: dict[str, Any], kind: str, key: str) -> float | None:
     return None if value is None else float(value)
 
 
+def probe(res: dict[str, Any], key: str) -> float | None:
+    """Upgrades: the delay from a handshake's answer to its probe, or how many were late."""
+    value = (res.get("probe_delay") or {}).get(key)
+    return None if value is None else float(value)
+
+
 Spread = tuple[float | None, float | None, float | None]
 
 
@@ -324,6 +340,11 @@ def summarize(doc: dict[str, Any]) -> list[dict[str, Any]]:
                     "elsewhere": over(ok, elsewhere),
                     "elsewhere_p50_ms": over(ok, lambda r: latency(r, "elsewhere", "p50_ms")),
                     "elsewhere_p99_ms": over(ok, lambda r: latency(r, "elsewhere", "p99_ms")),
+                    "probe_p50_ms": over(ok, lambda r: probe(r, "p50_ms")),
+                    "late_probes": over(ok, lambda r: probe(r, "later_than_wait")),
+                    "late_probes_elsewhere": over(
+                        ok, lambda r: probe(r, "later_than_wait_elsewhere")
+                    ),
                     "direct_p50_ms": over(ok, lambda r: latency(r, "direct", "p50_ms")),
                     "direct_p99_ms": over(ok, lambda r: latency(r, "direct", "p99_ms")),
                     "http_errors": sum(int(r.get("http_errors") or 0) for r in ok),
@@ -412,6 +433,14 @@ def render(head: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     return "\n".join([line(head), sep, *(line(r) for r in rows)])
 
 
+def late_cell(row: dict[str, Any]) -> str:
+    """Median over repeats of the probes later than relay_upgrade_wait, max in brackets."""
+    late, elsewhere = row["late_probes"], row["late_probes_elsewhere"]
+    if late[0] is None or elsewhere[0] is None:
+        return "-"
+    return f"{late[0]:.0f} ({elsewhere[0]:.0f}), max {late[2]:.0f} ({elsewhere[2]:.0f})"
+
+
 def percent(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.0f}%"
 
@@ -425,6 +454,8 @@ def split_table(rows: list[dict[str, Any]]) -> str:
         "direct p99 ms",
         "elsewhere p50 ms",
         "elsewhere p99 ms",
+        "probe after handshake p50 ms",
+        "probes after relay_upgrade_wait (elsewhere)",
     )
     body = [
         (
@@ -434,6 +465,8 @@ def split_table(rows: list[dict[str, Any]]) -> str:
             fmt_num(r["direct_p99_ms"][0], 2),
             fmt_num(r["elsewhere_p50_ms"][0], 2),
             fmt_num(r["elsewhere_p99_ms"][0], 2),
+            fmt_num(r["probe_p50_ms"][0], 1),
+            late_cell(r),
         )
         for r in rows
         if r["direct_p50_ms"][0] is not None or r["elsewhere_p50_ms"][0] is not None

@@ -323,10 +323,11 @@ class FastWs {
 // 'raw' on open, for 'sio' after `0{..}` open, `40` sent and `40{"sid"..}`
 // received. Engine.IO pings (`2`) are answered with `3` transparently; other
 // frames go to conn.onframe(Buffer).
-// With `sid` (an upgrade of a polling session): `2probe` -> `3probe`, `5`, and
-// the connection is ready (Socket.IO connected over polling already);
+// With `sid` (an upgrade of a polling session): `2probe` -> `3probe`, then,
+// once `paused` resolves (as engine.io-client pauses polling: the POST in
+// flight and the pending GET done), `5`, and the connection is ready;
 // conn.upstream is then the X-Upstream of the 101 response (the node it landed on).
-function openWs(timeoutMs, port = PORT, index = 0, sid = null) {
+function openWs(timeoutMs, port = PORT, index = 0, sid = null, paused = null) {
   return new Promise((resolve, reject) => {
     let path = PROTO === 'sio' ? `${WS_PATH}?EIO=4&transport=websocket` : WS_PATH;
     if (sid) path += `&sid=${sid}`;
@@ -380,7 +381,10 @@ function openWs(timeoutMs, port = PORT, index = 0, sid = null) {
     let state = sid ? 3 : 0;
     function opened() {
       if (PROTO === 'raw') ready();
-      else if (sid) ws.send('2probe');
+      else if (sid) {
+        conn.probedAt = now();
+        ws.send('2probe');
+      }
     }
     onMessage = (data) => {
       if (PROTO === 'raw') {
@@ -398,9 +402,16 @@ function openWs(timeoutMs, port = PORT, index = 0, sid = null) {
       }
       const s = data.toString();
       if (state === 3 && s === '3probe') {
-        ws.send('5');
-        state = 2;
-        ready();
+        state = 4; // pausing polling
+        Promise.resolve(paused).then(
+          () => {
+            if (settled) return;
+            ws.send('5');
+            state = 2;
+            ready();
+          },
+          (e) => failed(e),
+        );
       } else if (state === 0 && s[0] === '0') {
         state = 1;
         ws.send('40');
@@ -416,7 +427,8 @@ function openWs(timeoutMs, port = PORT, index = 0, sid = null) {
 
 // A session opened over polling, then upgraded with its sid while a GET is
 // held (the server releases that GET with NOOP): `40` POSTed, and the upgrade
-// started at once (UPGRADE "early") or after `40{..}` was polled ("late");
+// probe started at once (UPGRADE "early"; `5` only once that POST is answered,
+// as engine.io-client does) or after `40{..}` was polled ("late");
 // ready once `40{..}` came, over polling or on the WebSocket. conn.owner is
 // the X-Upstream of the handshake (the node that made the session),
 // conn.elsewhere whether the WebSocket landed on another node (then the
@@ -433,7 +445,10 @@ async function openUpgraded(timeoutMs, port, index) {
     if (!m) throw new Error('bad handshake ' + open.text.slice(0, 80));
     const sid = m[1];
     const q = `${base}&sid=${sid}`;
-    await httpCall(agent, 'POST', q, '40', timeoutMs, port);
+    const opened = now();
+    // as socket.io-client: `40` goes out while the probe starts, not before it
+    const posted = httpCall(agent, 'POST', q, '40', timeoutMs, port);
+    if (UPGRADE === 'late') await posted;
     while (UPGRADE === 'late' && !connected && now() < by) {
       connected = (await httpCall(agent, 'GET', q, null, timeoutMs, port)).text.includes('40{');
     }
@@ -441,8 +456,10 @@ async function openUpgraded(timeoutMs, port, index) {
       (r) => (connected = connected || r.text.includes('40{')),
       (e) => e, // a 400 once upgraded: polling is over either way
     );
-    const conn = await openWs(timeoutMs, port, index, sid);
+    const conn = await openWs(timeoutMs, port, index, sid, Promise.all([posted, held]));
     conn.onframe = (buf) => (connected = connected || buf.toString().startsWith('40'));
+    conn.probeDelay = conn.probedAt - opened; // from the handshake's answer to `2probe`
+    await posted;
     await held;
     while (!connected && now() < by) await sleep(2);
     conn.onframe = null;
@@ -453,6 +470,18 @@ async function openUpgraded(timeoutMs, port, index) {
   } finally {
     agent.destroy();
   }
+}
+
+function probeDelays(conns) {
+  const d = new Samples(conns.length);
+  for (const c of conns) d.add(c.probeDelay);
+  const limit = cfg.upgrade_wait_ms;
+  const late = limit == null ? null : conns.filter((c) => c.probeDelay > limit);
+  return {
+    ...d.summary(),
+    later_than_wait: late ? late.length : null,
+    later_than_wait_elsewhere: late ? late.filter((c) => c.elsewhere).length : null,
+  };
 }
 
 async function openMany(n, concurrency, deadlineAt, onConnected) {
@@ -514,7 +543,7 @@ async function scenarioEcho() {
   const durMs = cfg.duration_s * 1000;
   const maxMsgs = cfg.max_msgs;
   const deadlineAt = now() + HARD_DEADLINE_S * 1000 - 3000;
-  const { conns } = await openMany(n, 50, deadlineAt);
+  const { conns } = await openMany(n, cfg.connect_concurrency || 50, deadlineAt);
 
   const RING = 1 << 16;
   const sentAt = new Float64Array(RING);
@@ -596,6 +625,10 @@ async function scenarioEcho() {
     elsewhere_in_window: UPGRADE && known ? elsewhereInWindow : null,
     elsewhere_conns: UPGRADE && known ? conns.filter((c) => c.elsewhere).length : null,
     elsewhere_latency: UPGRADE && known ? split[true].summary() : null,
+    // from each handshake's answer to its `2probe`: a session can only move to
+    // the node its WebSocket reached if the probe comes within the server's
+    // relay_upgrade_wait (cfg.upgrade_wait_ms); the later ones stay where made
+    probe_delay: UPGRADE ? probeDelays(conns) : null,
     direct_latency: UPGRADE && known ? split[false].summary() : null,
     measured_s: measured,
     ...usage,

@@ -4,9 +4,11 @@
     .venv/bin/python -m benchmarks.redis_client_cost --redis redis://127.0.0.1:6380
 
 What the session relay pays per frame on the client side (coredis on uvloop,
-``fail_after`` around each PUBLISH as ``RedisLink.publish`` has), measured in
-one process pinned to CPU 0, sequentially: the floor under the relay's cost per
-forwarded request (``--relay``). Bounded: ``--count`` messages each way.
+``fail_after`` around each PUBLISH or pipeline as ``RedisLink`` has), measured
+in one process pinned to CPU 0: one PUBLISH after another (the relay's
+publisher when frames do not queue), in pipelines (when they do), and with the
+delivery to a subscriber. The floor under the relay's cost per forwarded
+request (``--relay``). Bounded: ``--count`` messages each way.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from benchmarks.run import DEFAULT_REDIS, SERVER_CPU
 
 PAYLOAD = b"x" * 200  # about a relayed polling request's frame
 WARMUP = 200
+#: Frames per pipeline in the batched measurement (the relay sends up to 256).
+PIPELINE = 16
 
 
 def cpu_s() -> float:
@@ -46,6 +50,19 @@ async def measure(url: str, count: int) -> None:
         wall, cpu = time.perf_counter() - wall, cpu_s() - cpu
         print(f"PUBLISH, one after another: {1e6 * cpu / count:.0f} us CPU, "
               f"{1e6 * wall / count:.0f} us wall each")  # fmt: skip
+
+        batch = PIPELINE
+        wall, cpu = time.perf_counter(), cpu_s()
+        for _ in range(count // batch):
+            with anyio.fail_after(5):
+                async with client.pipeline(transaction=False) as pipe:
+                    replies = [pipe.publish(channel, PAYLOAD) for _ in range(batch)]
+                for reply in replies:
+                    await reply
+        wall, cpu = time.perf_counter() - wall, cpu_s() - cpu
+        done = batch * (count // batch)
+        print(f"PUBLISH in pipelines of {batch} (as the relay's publisher batches): "
+              f"{1e6 * cpu / done:.0f} us CPU, {1e6 * wall / done:.0f} us wall each")  # fmt: skip
 
         async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
             await pubsub.subscribe(channel)

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test docs lint typecheck pytest node-test install node-install bench bench-quick bench-install clean
+.PHONY: demo test docs lint typecheck pytest node-test install node-install bench bench-quick bench-relay bench-install clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ bench-quick: bench-install
 
 bench: bench-install
 	$(BIN)/python -m benchmarks.run --full
+
+# sessions relayed between nodes: needs nginx (apt-get install -y nginx) and Redis at 127.0.0.1:6379
+bench-relay: bench-install
+	$(BIN)/python -m benchmarks.run --relay
 
 clean:
 	rm -rf $(VENV) site client-js/node_modules tests/node/node_modules benchmarks/node_modules

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.run --quick      # < 2 minutes
     .venv/bin/python -m benchmarks.run --full       # repeats, longer windows
+    .venv/bin/python -m benchmarks.run --relay      # sessions relayed between nodes (nginx, Redis)
 
 Each target server runs as its own process pinned to CPU 0; the load
 generator (benchmarks/loader/load.js, Node) runs in another process
@@ -931,6 +932,13 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_REDIS,
         help="Redis URL for the fanout-redis scenario (default $REDIS_URL or 127.0.0.1:6379)",
     )
+    p.add_argument(
+        "--relay",
+        action="store_true",
+        help="instead of the scenarios above: polling and upgraded-WebSocket echo through nginx "
+        "in front of one process vs three with the Redis adapter (sessions relayed to their "
+        "owner) vs three with affinity; see benchmarks/relay.py",
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin server / loader to CPUs")
     p.add_argument("--out", default=str(RESULTS / "latest.json"), help="JSON output path")
     p.add_argument(
@@ -939,6 +947,10 @@ def main(argv: list[str] | None = None) -> int:
         help="do not run: re-render the tables, .md and .png from an earlier JSON file",
     )
     args = p.parse_args(argv)
+    if args.report and args.relay:
+        from benchmarks import relay
+
+        return relay.rerender(Path(args.report))
     if args.report:
         path = Path(args.report)
         doc = json.loads(path.read_text())
@@ -964,6 +976,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     full = bool(args.full)
+    if args.relay:
+        from benchmarks import relay
+
+        out = Path(args.out) if args.out != p.get_default("out") else None
+        pin = can_pin() and not args.no_pin
+        return relay.main(node, pin, args.redis, args.repeats, full, out)
     repeats = args.repeats or (3 if full else 1)
     scens = scenarios(full)
     if args.scenarios:

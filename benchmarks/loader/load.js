@@ -29,6 +29,19 @@ const PAYLOAD = 'x'.repeat(cfg.payload_bytes || 32);
 const HARD_DEADLINE_S = cfg.deadline_s || 60;
 const CLK_TCK = cfg.clk_tck || 100;
 const CLIENT = cfg.client || 'fast'; // 'fast' | 'ws'
+// Behind a balancer (benchmarks/balancer.py): with client_header, client i
+// sends `X-Bench-Client: i` on every request (what a sticky balancer hashes to
+// pin a client to a node, as an affinity cookie would be), and every response
+// names the node that served it in an X-Upstream header, which is how the
+// loader counts the requests that landed on a node other than their owner.
+const CLIENT_HEADER = !!cfg.client_header;
+const clientHeaders = (i) => (CLIENT_HEADER ? { 'X-Bench-Client': String(i) } : {});
+// Echo over WebSocket reached by upgrading a polling session (through a
+// balancer, the WebSocket lands on any node, not necessarily the one that made
+// the session). upgrade "early": as socket.io-client does by default, the
+// probe starts right after the handshake, while `40` is on its way; "late":
+// the upgrade starts only once `40{..}` came back over polling.
+const UPGRADE = cfg.upgrade || null; // null | 'early' | 'late'
 
 const now = () => performance.now(); // ms, monotonic
 
@@ -112,6 +125,7 @@ class CpuWindow {
     this.s0 = serverCpuTicks();
     this.k0 = cpuLineTicks(cfg.server_cpu_id);
     this.r0 = procCpuTicks(cfg.redis_pid);
+    this.w0 = Object.fromEntries(Object.entries(cfg.watch_pids || {}).map(([k, p]) => [k, procCpuTicks(p)]));
   }
   stop() {
     const wall = (now() - this.t0) / 1000;
@@ -128,7 +142,14 @@ class CpuWindow {
       other = Math.max(0, (k1[0] - this.k0[0]) / CLK_TCK / wall - server);
       steal = (k1[1] - this.k0[1]) / CLK_TCK / wall;
     }
+    // other processes of the setup (a balancer): each one's CPU over the window
+    const watched = {};
+    for (const [k, p] of Object.entries(cfg.watch_pids || {})) {
+      const t1 = procCpuTicks(p);
+      watched[k] = this.w0[k] != null && t1 != null ? (t1 - this.w0[k]) / CLK_TCK / wall : null;
+    }
     return {
+      cpu_of: watched,
       loader_cpu: (c.user + c.system) / 1e6 / wall,
       server_cpu: server,
       server_core_other: other,
@@ -156,8 +177,9 @@ function intAt(buf, from) {
 // costs, which keeps the loader off its core's ceiling. `client: "ws"` in
 // the config switches back to the `ws` package for cross-checking.
 class FastWs {
-  constructor(host, port, path) {
+  constructor(host, port, path, extraHeaders = {}) {
     this.onopen = null;
+    this.head = null;
     this.onmessage = null;
     this.onclose = null;
     this.onerror = null;
@@ -167,12 +189,15 @@ class FastWs {
     this.buf = null;
     this.frags = null;
     const sock = (this.sock = net.connect({ host, port }));
+    const extra = Object.entries(extraHeaders)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
     sock.setNoDelay(true);
     const key = crypto.randomBytes(16).toString('base64');
     sock.on('connect', () => {
       sock.write(
         `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\n` +
-          `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+          `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
       );
     });
     sock.on('data', (chunk) => this._data(chunk));
@@ -201,6 +226,7 @@ class FastWs {
         return;
       }
       this.upgraded = true;
+      this.head = head;
       if (this.onopen) this.onopen();
       if (buf.length === idx + 4) return;
       buf = buf.subarray(idx + 4);
@@ -297,24 +323,35 @@ class FastWs {
 // 'raw' on open, for 'sio' after `0{..}` open, `40` sent and `40{"sid"..}`
 // received. Engine.IO pings (`2`) are answered with `3` transparently; other
 // frames go to conn.onframe(Buffer).
-function openWs(timeoutMs, port = PORT) {
+// With `sid` (an upgrade of a polling session): `2probe` -> `3probe`, then,
+// once `paused` resolves (as engine.io-client pauses polling: the POST in
+// flight and the pending GET done), `5`, and the connection is ready;
+// conn.upstream is then the X-Upstream of the 101 response (the node it landed on).
+function openWs(timeoutMs, port = PORT, index = 0, sid = null, paused = null) {
   return new Promise((resolve, reject) => {
-    const path = PROTO === 'sio' ? `${WS_PATH}?EIO=4&transport=websocket` : WS_PATH;
-    const conn = { onframe: null, ready: false, closed: false };
+    let path = PROTO === 'sio' ? `${WS_PATH}?EIO=4&transport=websocket` : WS_PATH;
+    if (sid) path += `&sid=${sid}`;
+    const conn = { onframe: null, ready: false, closed: false, upstream: null };
     let ws;
     let onMessage;
     if (CLIENT === 'ws') {
       ws = new WebSocket(`ws://${HOST}:${port}${path}`, {
         perMessageDeflate: false,
         skipUTF8Validation: true,
+        headers: clientHeaders(index),
       });
+      ws.on('upgrade', (res) => (conn.upstream = res.headers['x-upstream'] || null));
       ws.on('open', () => opened());
       ws.on('message', (data) => onMessage(data));
       ws.on('error', (e) => failed(e));
       ws.on('close', () => (conn.closed = true));
     } else {
-      ws = new FastWs(HOST, port, path);
-      ws.onopen = () => opened();
+      ws = new FastWs(HOST, port, path, clientHeaders(index));
+      ws.onopen = () => {
+        const m = /\r\nx-upstream:\s*([^\r]*)/i.exec(ws.head || '');
+        conn.upstream = m ? m[1].trim() : null;
+        opened();
+      };
       ws.onmessage = (data) => onMessage(data);
       ws.onerror = (e) => failed(e);
       ws.onclose = () => {
@@ -340,9 +377,14 @@ function openWs(timeoutMs, port = PORT) {
       conn.ready = true;
       resolve(conn);
     }
-    let state = 0; // sio: 0 waiting engine open, 1 waiting sio connect, 2 ready
+    // sio: 0 waiting engine open, 1 waiting sio connect, 2 ready, 3 waiting 3probe
+    let state = sid ? 3 : 0;
     function opened() {
       if (PROTO === 'raw') ready();
+      else if (sid) {
+        conn.probedAt = now();
+        ws.send('2probe');
+      }
     }
     onMessage = (data) => {
       if (PROTO === 'raw') {
@@ -359,7 +401,18 @@ function openWs(timeoutMs, port = PORT) {
         return;
       }
       const s = data.toString();
-      if (state === 0 && s[0] === '0') {
+      if (state === 3 && s === '3probe') {
+        state = 4; // pausing polling
+        Promise.resolve(paused).then(
+          () => {
+            if (settled) return;
+            ws.send('5');
+            state = 2;
+            ready();
+          },
+          (e) => failed(e),
+        );
+      } else if (state === 0 && s[0] === '0') {
         state = 1;
         ws.send('40');
       } else if (state === 1 && s.startsWith('40')) {
@@ -370,6 +423,65 @@ function openWs(timeoutMs, port = PORT) {
       }
     };
   });
+}
+
+// A session opened over polling, then upgraded with its sid while a GET is
+// held (the server releases that GET with NOOP): `40` POSTed, and the upgrade
+// probe started at once (UPGRADE "early"; `5` only once that POST is answered,
+// as engine.io-client does) or after `40{..}` was polled ("late");
+// ready once `40{..}` came, over polling or on the WebSocket. conn.owner is
+// the X-Upstream of the handshake (the node that made the session),
+// conn.elsewhere whether the WebSocket landed on another node (then the
+// session is relayed to its owner, or has moved to that node).
+async function openUpgraded(timeoutMs, port, index) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+  agent.index = index;
+  const by = now() + timeoutMs;
+  let connected = false;
+  try {
+    const base = `${WS_PATH}?EIO=4&transport=polling`;
+    const open = await httpCall(agent, 'GET', base, null, timeoutMs, port);
+    const m = /"sid":"([^"]+)"/.exec(open.text);
+    if (!m) throw new Error('bad handshake ' + open.text.slice(0, 80));
+    const sid = m[1];
+    const q = `${base}&sid=${sid}`;
+    const opened = now();
+    // as socket.io-client: `40` goes out while the probe starts, not before it
+    const posted = httpCall(agent, 'POST', q, '40', timeoutMs, port);
+    if (UPGRADE === 'late') await posted;
+    while (UPGRADE === 'late' && !connected && now() < by) {
+      connected = (await httpCall(agent, 'GET', q, null, timeoutMs, port)).text.includes('40{');
+    }
+    const held = httpCall(agent, 'GET', q, null, timeoutMs, port).then(
+      (r) => (connected = connected || r.text.includes('40{')),
+      (e) => e, // a 400 once upgraded: polling is over either way
+    );
+    const conn = await openWs(timeoutMs, port, index, sid, Promise.all([posted, held]));
+    conn.onframe = (buf) => (connected = connected || buf.toString().startsWith('40'));
+    conn.probeDelay = conn.probedAt - opened; // from the handshake's answer to `2probe`
+    await posted;
+    await held;
+    while (!connected && now() < by) await sleep(2);
+    conn.onframe = null;
+    if (!connected) throw new Error('no CONNECT reply after the upgrade');
+    conn.owner = open.upstream;
+    conn.elsewhere = open.upstream != null && conn.upstream != null && open.upstream !== conn.upstream;
+    return conn;
+  } finally {
+    agent.destroy();
+  }
+}
+
+function probeDelays(conns) {
+  const d = new Samples(conns.length);
+  for (const c of conns) d.add(c.probeDelay);
+  const limit = cfg.upgrade_wait_ms;
+  const late = limit == null ? null : conns.filter((c) => c.probeDelay > limit);
+  return {
+    ...d.summary(),
+    later_than_wait: late ? late.length : null,
+    later_than_wait_elsewhere: late ? late.filter((c) => c.elsewhere).length : null,
+  };
 }
 
 async function openMany(n, concurrency, deadlineAt, onConnected) {
@@ -384,7 +496,8 @@ async function openMany(n, concurrency, deadlineAt, onConnected) {
       const t = now();
       try {
         const timeoutMs = Math.max(1000, Math.min(15000, deadlineAt - now()));
-        conns[i] = await openWs(timeoutMs, PORTS[i % PORTS.length]);
+        const port = PORTS[i % PORTS.length];
+        conns[i] = await (UPGRADE ? openUpgraded(timeoutMs, port, i) : openWs(timeoutMs, port, i));
         lat.add(now() - t);
         if (onConnected) onConnected(conns[i], i);
       } catch (e) {
@@ -430,15 +543,19 @@ async function scenarioEcho() {
   const durMs = cfg.duration_s * 1000;
   const maxMsgs = cfg.max_msgs;
   const deadlineAt = now() + HARD_DEADLINE_S * 1000 - 3000;
-  const { conns } = await openMany(n, 50, deadlineAt);
+  const { conns } = await openMany(n, cfg.connect_concurrency || 50, deadlineAt);
 
   const RING = 1 << 16;
   const sentAt = new Float64Array(RING);
   const samples = new Samples(cfg.max_samples || 2000000);
+  // with upgrades through a balancer: round trips of WebSockets that landed
+  // elsewhere than their session's node, and of the others, apart
+  const split = { true: new Samples(UPGRADE ? 1000000 : 0), false: new Samples(UPGRADE ? 1000000 : 0) };
   let seq = 0;
   let sent = 0;
   let received = 0;
   let inWindow = 0;
+  let elsewhereInWindow = 0;
   let sending = true;
   let outstanding = 0;
   let tStart = 0;
@@ -468,8 +585,12 @@ async function scenarioEcho() {
       received++;
       if (t >= tMeasure && t <= tEnd) {
         inWindow++;
+        if (c.elsewhere) elsewhereInWindow++;
         const st = sentAt[s & (RING - 1)];
-        if (st >= tMeasure) samples.add(t - st);
+        if (st >= tMeasure) {
+          samples.add(t - st);
+          if (UPGRADE) split[!!c.elsewhere].add(t - st);
+        }
       }
       if (sending && sent < maxMsgs) sendOne(c);
     };
@@ -489,6 +610,7 @@ async function scenarioEcho() {
   while (outstanding > 0 && now() < drainUntil) await sleep(10);
   const measured = (actualEnd - tMeasure) / 1000;
   await closeAll(conns);
+  const known = conns.every((c) => c.upstream != null && c.owner != null);
   return {
     throughput: inWindow / measured,
     unit: 'msg/s',
@@ -496,6 +618,18 @@ async function scenarioEcho() {
     sent,
     received,
     lost_or_late: outstanding,
+    // Through a balancer, with upgrades: the messages (round trips) whose
+    // WebSocket landed on a node other than the one that made the session, and
+    // those clients.
+    requests_in_window: inWindow,
+    elsewhere_in_window: UPGRADE && known ? elsewhereInWindow : null,
+    elsewhere_conns: UPGRADE && known ? conns.filter((c) => c.elsewhere).length : null,
+    elsewhere_latency: UPGRADE && known ? split[true].summary() : null,
+    // from each handshake's answer to its `2probe`: a session can only move to
+    // the node its WebSocket reached if the probe comes within the server's
+    // relay_upgrade_wait (cfg.upgrade_wait_ms); the later ones stay where made
+    probe_delay: UPGRADE ? probeDelays(conns) : null,
+    direct_latency: UPGRADE && known ? split[false].summary() : null,
     measured_s: measured,
     ...usage,
   };
@@ -604,20 +738,22 @@ async function scenarioFanout() {
 // Engine.IO over HTTP only: handshake GET, POST `40`, GET `40{..}`; then
 // each client keeps one GET outstanding and POSTs 42["echo",<seq>,..] with
 // one message in flight. Payloads are split on \x1e (record separator).
-function httpReq(agent, method, path, body, timeoutMs) {
+// Resolves {text, upstream}: the body of a 200 answer and the node that served
+// it (the balancer's X-Upstream header; null without a balancer).
+function httpCall(agent, method, path, body, timeoutMs, port = PORT) {
   return new Promise((resolve, reject) => {
-    const headers = {};
+    const headers = clientHeaders(agent.index || 0);
     if (body != null) {
       headers['Content-Type'] = 'text/plain;charset=UTF-8';
       headers['Content-Length'] = Buffer.byteLength(body);
     }
-    const req = http.request({ host: HOST, port: PORT, method, path, agent, headers }, (res) => {
+    const req = http.request({ host: HOST, port, method, path, agent, headers }, (res) => {
       const chunks = [];
       res.on('data', (d) => chunks.push(d));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString();
         if (res.statusCode !== 200) reject(new Error(`${method} ${res.statusCode} ${text.slice(0, 80)}`));
-        else resolve(text);
+        else resolve({ text, upstream: res.headers['x-upstream'] || null });
       });
       res.on('error', reject);
     });
@@ -626,6 +762,20 @@ function httpReq(agent, method, path, body, timeoutMs) {
     if (body != null) req.write(body);
     req.end();
   });
+}
+
+// Every HTTP request of the polling scenario: counts those completed in the
+// measurement window, and those a node other than the session's owner took.
+const httpCount = { inWindow: 0, elsewhere: 0, known: true, from: Infinity, to: Infinity };
+async function httpReq(agent, method, path, body, timeoutMs, owner = null) {
+  const { text, upstream } = await httpCall(agent, method, path, body, timeoutMs);
+  const t = now();
+  if (owner !== null && t >= httpCount.from && t <= httpCount.to) {
+    httpCount.inWindow++;
+    if (upstream == null || owner.upstream == null) httpCount.known = false;
+    else if (upstream !== owner.upstream) httpCount.elsewhere++;
+  }
+  return text;
 }
 
 async function scenarioPolling() {
@@ -646,16 +796,17 @@ async function scenarioPolling() {
   let tEnd = Infinity;
   const clients = [];
 
-  function makeClient() {
+  function makeClient(index) {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
-    const c = { agent, sid: null, queue: [], posting: false, sentAt: 0, ready: false, done: false };
+    agent.index = index; // whose requests these are (X-Bench-Client)
+    const c = { agent, sid: null, queue: [], posting: false, sentAt: 0, ready: false, done: false, upstream: null };
     c.q = () => `${base}?EIO=4&transport=polling&sid=${c.sid}`;
     c.flush = () => {
       if (c.posting || c.queue.length === 0 || c.done) return;
       const body = c.queue.join('\x1e');
       c.queue.length = 0;
       c.posting = true;
-      httpReq(agent, 'POST', c.q(), body, 10000).then(
+      httpReq(agent, 'POST', c.q(), body, 10000, c).then(
         () => {
           c.posting = false;
           c.flush();
@@ -696,7 +847,7 @@ async function scenarioPolling() {
       while (!c.done) {
         let text;
         try {
-          text = await httpReq(agent, 'GET', c.q(), null, 40000);
+          text = await httpReq(agent, 'GET', c.q(), null, 40000, c);
         } catch (e) {
           if (c.done) return;
           errors++;
@@ -717,9 +868,10 @@ async function scenarioPolling() {
   let nextIdx = 0;
   async function hsWorker() {
     while (nextIdx < n && now() < deadlineAt) {
-      nextIdx++;
-      const c = makeClient();
-      const open = await httpReq(c.agent, 'GET', `${base}?EIO=4&transport=polling`, null, 10000);
+      const c = makeClient(nextIdx++);
+      const hs = await httpCall(c.agent, 'GET', `${base}?EIO=4&transport=polling`, null, 10000);
+      const open = hs.text;
+      c.upstream = hs.upstream; // the node that owns the session
       const m = /"sid":"([^"]+)"/.exec(open);
       if (!m) throw new Error('bad handshake ' + open.slice(0, 80));
       c.sid = m[1];
@@ -736,6 +888,8 @@ async function scenarioPolling() {
   const tStart = now();
   tMeasure = tStart + warmMs;
   tEnd = tMeasure + durMs;
+  httpCount.from = tMeasure;
+  httpCount.to = tEnd;
   for (const c of clients) c.sendEcho();
   await sleep(warmMs);
   const cpu = new CpuWindow();
@@ -765,6 +919,10 @@ async function scenarioPolling() {
     received,
     http_errors: errors,
     first_error: firstError,
+    // HTTP requests (POSTs and GETs) completed in the window, and those that
+    // landed on a node other than their session's owner (null: no X-Upstream)
+    requests_in_window: httpCount.inWindow,
+    elsewhere_in_window: httpCount.known ? httpCount.elsewhere : null,
     measured_s: measured,
     ...usage,
   };

@@ -51,10 +51,11 @@ class Record:
 def make_server(record: Record, **engine: Any) -> Server:
     config = EngineConfig(
         path="/socket.io/",
-        # Short, so that "ping timeout" sessions end within a round; the ponging
-        # clients answer at once, so nothing here depends on timing.
-        ping_interval=0.3,
-        ping_timeout=1.0,
+        # Short, so that "ping timeout" sessions end within a round. The ponging
+        # clients answer at once, but on a loaded machine "at once" can take a
+        # second: the timeout leaves room for that, so only silent clients time out.
+        ping_interval=0.5,
+        ping_timeout=3.0,
         max_buffer_bytes=64 * 1024,
         close_timeout=1.0,
         **engine,

@@ -1,11 +1,12 @@
 # make demo  - install what is needed, run the chat demo on http://127.0.0.1:8000
 # make test  - install what is needed, run every test (Python, Node client, browser), build the docs
 # make docs  - build the documentation site into site/ (mkdocs build --strict)
+# make bench-instructions [BASE=ref] - server instructions per message, this tree vs BASE (callgrind)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test docs lint typecheck pytest node-test install node-install bench bench-quick bench-relay bench-install clean
+.PHONY: demo test docs lint typecheck pytest node-test install node-install bench bench-quick bench-relay bench-install bench-instructions clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +67,11 @@ bench: bench-install
 # sessions relayed between nodes: needs nginx (apt-get install -y nginx) and Redis at 127.0.0.1:6379
 bench-relay: bench-install
 	$(BIN)/python -m benchmarks.run --relay
+
+# Needs valgrind (Debian package). BASE: the git ref to compare with.
+BASE ?= main
+bench-instructions: bench-install
+	$(BIN)/python -m benchmarks.instructions --base $(BASE) --repeats 2
 
 clean:
 	rm -rf $(VENV) site client-js/node_modules tests/node/node_modules benchmarks/node_modules

@@ -969,20 +969,25 @@ async function scenarioConnect() {
 // ------------------------------------------------------------------- main
 const SCENARIOS = { echo: scenarioEcho, fanout: scenarioFanout, polling: scenarioPolling, connect: scenarioConnect };
 
-const hard = setTimeout(() => {
-  process.stdout.write(JSON.stringify({ ok: false, error: `loader hard deadline ${HARD_DEADLINE_S}s` }) + '\n');
-  process.exit(2);
-}, HARD_DEADLINE_S * 1000);
+// count.js (the instruction-count driver's loader) reuses the clients above.
+module.exports = { cfg, now, sleep, intAt, openWs, openMany, httpReq };
 
-(async () => {
-  const fn = SCENARIOS[cfg.scenario];
-  if (!fn) throw new Error(`unknown scenario ${cfg.scenario}`);
-  const res = await fn();
-  clearTimeout(hard);
-  process.stdout.write(JSON.stringify({ ok: true, ...res }) + '\n');
-  process.exit(0);
-})().catch((e) => {
-  clearTimeout(hard);
-  process.stdout.write(JSON.stringify({ ok: false, error: String(e && e.stack ? e.stack : e) }) + '\n');
-  process.exit(1);
-});
+if (require.main === module) {
+  const hard = setTimeout(() => {
+    process.stdout.write(JSON.stringify({ ok: false, error: `loader hard deadline ${HARD_DEADLINE_S}s` }) + '\n');
+    process.exit(2);
+  }, HARD_DEADLINE_S * 1000);
+
+  (async () => {
+    const fn = SCENARIOS[cfg.scenario];
+    if (!fn) throw new Error(`unknown scenario ${cfg.scenario}`);
+    const res = await fn();
+    clearTimeout(hard);
+    process.stdout.write(JSON.stringify({ ok: true, ...res }) + '\n');
+    process.exit(0);
+  })().catch((e) => {
+    clearTimeout(hard);
+    process.stdout.write(JSON.stringify({ ok: false, error: String(e && e.stack ? e.stack : e) }) + '\n');
+    process.exit(1);
+  });
+}

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from starlette.datastructures import Headers
-from starlette.types import Send
+from starlette.types import Message, Send
 
 from realtime.engineio.config import EngineConfig, Transport
 from realtime.engineio.packets import OutPacket
@@ -94,6 +94,21 @@ class _Rest:
                     value = step.send(answer)
                 except StopIteration as stop:
                     return stop.value
+
+
+async def send_within(send: Send, message: Message, seconds: float) -> None:
+    """``await send(message)``, giving up after ``seconds``.
+
+    The timeout's cancel scope is entered only if the send has to wait: most
+    complete at once, and a scope costs more than the send.
+    """
+    step = send(message).__await__()
+    try:
+        blocked_on = step.send(None)
+    except StopIteration:
+        return
+    with anyio.move_on_after(seconds):
+        await _Rest(step, blocked_on)
 
 
 class EngineSession:
@@ -259,8 +274,13 @@ class EngineSession:
             if self._write_scope is not None:
                 self._write_scope.cancel()
 
-    async def write_outbox(self) -> None:
+    async def write_outbox(self, scope: anyio.CancelScope | None = None) -> None:
         """Write what is queued to the WebSocket; one writer at a time keeps the order.
+
+        ``scope``: a cancel scope the caller is inside and gives up with the
+        write (the writer task's): an abrupt close cancels it, so each write is
+        simply awaited. Without one (a sending task writing its own reply), a
+        write that has to wait gets a cancel scope of its own.
 
         If the writing task is cancelled (a handler's own timeout, say), what
         it had taken goes back to the front of the outbox for the writer task:
@@ -270,6 +290,7 @@ class EngineSession:
         assert send is not None
         state = self.state
         self._writing = True
+        self._write_scope = scope
         batch: list[OutPacket] = []
         done = 0
         sent = 0
@@ -280,23 +301,31 @@ class EngineSession:
                 for packet in batch:
                     data = packet.ws
                     if isinstance(data, str):
-                        step = send({"type": "websocket.send", "text": data}).__await__()
+                        message: Message = {"type": "websocket.send", "text": data}
                     else:
-                        step = send({"type": "websocket.send", "bytes": data}).__await__()
-                    # Most writes complete without suspending; only one that
-                    # must wait (the client's TCP window is full) pays for a
-                    # cancel scope, which an abrupt close uses to end the wait.
-                    try:
-                        blocked_on = step.send(None)
-                    except StopIteration:
-                        pass
+                        message = {"type": "websocket.send", "bytes": data}
+                    if scope is not None:
+                        await send(message)
                     else:
-                        with anyio.CancelScope() as self._write_scope:
-                            await _Rest(step, blocked_on)
-                        if self._write_scope.cancelled_caught:
-                            return
-                    state.written(packet.size)
-                    sent += packet.size
+                        # Most writes complete without suspending; only one that
+                        # must wait (the client's TCP window is full) pays for a
+                        # cancel scope, which an abrupt close uses to end the wait.
+                        step = send(message).__await__()
+                        try:
+                            blocked_on = step.send(None)
+                        except StopIteration:
+                            pass
+                        else:
+                            with anyio.CancelScope() as self._write_scope:
+                                await _Rest(step, blocked_on)
+                            if self._write_scope.cancelled_caught:
+                                return
+                    # What state.written() does, inline: this runs once per
+                    # recipient of every broadcast.
+                    size = packet.size
+                    left = state.outbox_bytes - size
+                    state.outbox_bytes = left if left > 0 else 0
+                    sent += size
                     done += 1
                 batch = []
         except Exception as exc:  # the peer is gone; ASGI servers raise their own types

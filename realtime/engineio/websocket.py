@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from starlette.types import Message, Receive, Send
 
-from realtime.engineio.connection import EngineHandler, EngineSession
+from realtime.engineio.connection import EngineHandler, EngineSession, send_within
 from realtime.engineio.packets import PONG_PROBE, PacketType, decode_frame
 from realtime.engineio.session import CloseReason
 from realtime.engineio.session import now as clock
@@ -159,22 +159,27 @@ async def _write(
     """
     state = session.state
     try:
-        # The common case, kept free of cancel scopes: a wake-up, a write.
-        while state.close_reason is None:
-            if state.outbox and not session.writing:
-                await session.write_outbox()
-            else:
-                await session.new_wakeup().wait()
-        # Closing: what is left gets close_timeout to go out.
-        with anyio.move_on_after(session.config.close_timeout):
-            while state.outbox or session.writing:
-                if session.writing:
-                    await session.new_wakeup().wait()
+        # The common case: a wake-up, a write. One cancel scope for the
+        # session's life, which an abrupt close cancels while a write waits,
+        # rather than one per write.
+        with anyio.CancelScope() as scope:
+            while state.close_reason is None:
+                if state.outbox and not session.writing:
+                    await session.write_outbox(scope)
                 else:
-                    await session.write_outbox()
+                    await session.new_wakeup().wait()
+        # Closing: what is left gets close_timeout to go out (no timeout scope
+        # when nothing is left, the usual case).
+        if state.outbox or session.writing:
+            with anyio.move_on_after(session.config.close_timeout):
+                while state.outbox or session.writing:
+                    if session.writing:
+                        await session.new_wakeup().wait()
+                    else:
+                        await session.write_outbox()
         session.stop_writing()
-        with anyio.move_on_after(session.config.close_timeout):
-            await send({"type": "websocket.close", "code": session.close_code})
+        close = {"type": "websocket.close", "code": session.close_code}
+        await send_within(send, close, session.config.close_timeout)
     except Exception as exc:  # the peer is gone; uvicorn raises its own error types
         logger.debug("session %s: write failed: %r", session.sid, exc)
         session.abort(CloseReason.TRANSPORT_ERROR)

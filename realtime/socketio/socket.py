@@ -63,8 +63,11 @@ class SocketState(enum.Enum):
     DISCONNECTED = "disconnected"
 
 
-#: States in which what is sent to the socket goes to its client.
-_LIVE = frozenset({SocketState.CONNECTED, SocketState.DISCONNECTING})
+#: The states in which what is sent to the socket goes to its client. Tested by
+#: identity: hashing an enum member (``in`` a set) runs ``Enum.__hash__`` in Python,
+#: once per recipient of every broadcast.
+_CONNECTED = SocketState.CONNECTED
+_DISCONNECTING = SocketState.DISCONNECTING
 
 
 def new_socket_id() -> SocketId:
@@ -114,7 +117,8 @@ class Socket:
 
     @property
     def connected(self) -> bool:
-        return self.state in _LIVE
+        state = self.state
+        return state is _CONNECTED or state is _DISCONNECTING
 
     @property
     def rooms(self) -> frozenset[str]:
@@ -213,7 +217,8 @@ class Socket:
         if self._pending is not None:
             self._pending.extend(frames)
             return True
-        if self.state not in _LIVE:
+        state = self.state
+        if state is not _CONNECTED and state is not _DISCONNECTING:
             return False
         sent = await self.connection.session.send_now(frames)
         observer = self.namespace.server.observer
@@ -226,7 +231,8 @@ class Socket:
         if self._pending is not None:
             self._pending.extend(frames)
             return True
-        if self.state not in _LIVE:
+        state = self.state
+        if state is not _CONNECTED and state is not _DISCONNECTING:
             return False
         session = self.connection.session
         if volatile and not session.writable:

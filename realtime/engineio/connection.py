@@ -152,8 +152,9 @@ class EngineSession:
         self.state = SessionState(sid, transport, config, clock())
         self.request = request
         self._wakeup = server.new_event()
-        self._finished = False
-        #: While the first :meth:`finish` runs: set when it returns, for later callers to wait on.
+        #: Whether :meth:`finish` has run: False, None while its first call runs, True.
+        self._finished: bool | None = False
+        #: Set when the first :meth:`finish` returns, for a later caller to wait on.
         self._finishing: anyio.Event | None = None
         #: A long-poll GET is waiting for packets (spec: at most one at a time).
         self.poll_pending = False
@@ -442,20 +443,25 @@ class EngineSession:
         returns once the first has: shutdown calls it for every session and so
         waits for the disconnect handlers that another task is running.
         """
-        if self._finished:
-            if self._finishing is not None:
+        if self._finished is not False:
+            if self._finished is None:
+                # The first call is still running: wait for it (its event is
+                # made only now, as it is rarely needed).
+                if self._finishing is None:
+                    self._finishing = self._server.new_event()
                 await self._finishing.wait()
             return
-        self._finished = True
-        self._finishing = self._server.new_event()
+        self._finished = None
         try:
             if self.state.close_reason is None:
                 self.abort(CloseReason.TRANSPORT_CLOSE)
             reason = self.state.close_reason or CloseReason.TRANSPORT_CLOSE
             await self._server.session_finished(self, reason)
         finally:
-            self._finishing.set()
-            self._finishing = None
+            self._finished = True
+            if self._finishing is not None:
+                self._finishing.set()
+                self._finishing = None
 
     def on_timer(self) -> None:
         """Called by the server's heartbeat once :meth:`SessionState.deadline` has passed."""

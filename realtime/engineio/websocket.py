@@ -159,15 +159,28 @@ async def _write(
     """
     state = session.state
     try:
-        # The common case: a wake-up, a write. One cancel scope for the
-        # session's life, which an abrupt close cancels while a write waits,
-        # rather than one per write.
-        with anyio.CancelScope() as scope:
-            while state.close_reason is None:
-                if state.outbox and not session.writing:
-                    await session.write_outbox(scope)
-                else:
-                    await session.new_wakeup().wait()
+        # The common case: a wake-up, a write. The first write (the OPEN packet)
+        # is stepped like a handler's reply (see write_outbox); from a second
+        # one on, the writes are awaited inside one cancel scope for the rest
+        # of the session, which an abrupt close cancels while a write waits.
+        # A cancel scope costs as much as a dozen stepped writes, and a session
+        # whose handlers write their own replies never needs it.
+        wrote = False
+        while state.close_reason is None:
+            if state.outbox and not session.writing:
+                if wrote:
+                    break
+                await session.write_outbox()
+                wrote = True
+            else:
+                await session.new_wakeup().wait()
+        if state.close_reason is None:
+            with anyio.CancelScope() as scope:
+                while state.close_reason is None:
+                    if state.outbox and not session.writing:
+                        await session.write_outbox(scope)
+                    else:
+                        await session.new_wakeup().wait()
         # Closing: what is left gets close_timeout to go out (no timeout scope
         # when nothing is left, the usual case).
         if state.outbox or session.writing:

@@ -500,7 +500,10 @@ def main(argv: list[str] | None = None) -> int:
                     )
             for role, rs in raw.items():
                 row[role] = summarize(rs)
-                row[role + "_runs"] = rs
+                # (local paths of the dumps and trees stay out of the JSON)
+                row[role + "_runs"] = [
+                    {k: v for k, v in r.items() if k not in ("dump", "root")} for r in rs
+                ]
             rows.append(row)
             if args.top and raw.get("before") and raw.get("now"):
                 changes = top_changes(raw["before"][0], raw["now"][0], args.top)

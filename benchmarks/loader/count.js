@@ -151,7 +151,12 @@ function pollingScenario() {
   const clients = [];
   let seq = 0;
   let onEcho = null;
+  let onFailure = null;
   let failure = null;
+  const failed = (e) => {
+    failure = failure || e;
+    if (onFailure) onFailure(failure);
+  };
 
   function makeClient() {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
@@ -167,7 +172,7 @@ function pollingScenario() {
           c.posting = false;
           c.flush();
         },
-        (e) => (failure = failure || e),
+        (e) => failed(e),
       );
     };
     c.push = (pkt) => {
@@ -180,7 +185,7 @@ function pollingScenario() {
         try {
           text = await httpReq(agent, 'GET', c.q(), null, PHASE_TIMEOUT_MS);
         } catch (e) {
-          if (!c.done) failure = failure || e;
+          if (!c.done) failed(e);
           return;
         }
         for (const p of text.split('\x1e')) {
@@ -219,10 +224,10 @@ function pollingScenario() {
         c.push(`42["echo",${seq++},"${PAYLOAD}"]`);
       };
       onEcho = (c) => {
-        if (failure) p.fail(failure);
-        else if (++received === total) p.done();
+        if (++received === total) p.done();
         else if (sent < total) sendOne(c);
       };
+      onFailure = (e) => p.fail(e);
       for (const c of clients) if (sent < total) sendOne(c);
       return p;
     },
@@ -231,7 +236,9 @@ function pollingScenario() {
         c.done = true;
         await httpReq(c.agent, 'POST', c.q(), '1', PHASE_TIMEOUT_MS).catch(() => {});
       }
-      await Promise.race([Promise.allSettled(clients.map((c) => c.loop)), sleep(PHASE_TIMEOUT_MS)]);
+      // A GET the server does not answer after the close is not waited for long:
+      // the counting is over, and the agents' sockets are destroyed anyway.
+      await Promise.race([Promise.allSettled(clients.map((c) => c.loop)), sleep(5000)]);
       for (const c of clients) c.agent.destroy();
     },
   };

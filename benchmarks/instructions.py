@@ -51,8 +51,8 @@ from benchmarks.run import (
 )
 
 COUNT_LOADER = HERE / "loader" / "count.js"
-#: The app every target runs: realtime_app's events with no timer firing in a run.
-COUNTED_APP = "realtime_counted_app:app"
+#: The app every target runs (with BENCH_QUIET=1: no timer firing in a run).
+COUNTED_APP = "realtime_app:app"
 #: Nor uvicorn's own WebSocket keep-alive pings (every 20 s per connection by
 #: default): work that grows with a run's duration, not with its messages.
 QUIET_UVICORN = ["--ws-ping-interval", "3600", "--ws-ping-timeout", "3600"]
@@ -243,7 +243,8 @@ def run_one(t: Target, s: Scenario, probe: Probe, log: IO[bytes]) -> dict[str, A
     port = free_port()
     # realtime from the target's tree, the app from this one (see COUNTED_APP).
     path = os.pathsep.join([str(t.root), str(HERE / "targets")])
-    env = dict(os.environ, PYTHONPATH=path, PYTHONHASHSEED="0")
+    env = dict(os.environ, PYTHONPATH=path, PYTHONHASHSEED="0", BENCH_QUIET="1")
+    env.pop("BENCH_REDIS_URL", None)
     proc = subprocess.Popen(
         probe.command([COUNTED_APP, *UVICORN_OPTIONS, *QUIET_UVICORN, "--port", str(port)]),
         cwd=t.root,

@@ -353,17 +353,12 @@ class EngineSession:
     def writing(self) -> bool:
         return self._writing
 
-    # -- inbound backpressure ---------------------------------------------------
-
     # -- messages held for a possible move -------------------------------------
 
-    async def hold(self, handler: EngineHandler, data: str | bytes) -> None:
-        """Keep a message while held; past ``max_payload`` bytes held, let go."""
-        held = self.held
-        if held is None:
-            await handler.on_message(self, data)
-            return
-        held.append(data)
+    def hold(self, handler: EngineHandler, data: str | bytes) -> None:
+        """Keep a message (the caller saw ``held`` set); past ``max_payload`` bytes, let go."""
+        assert self.held is not None
+        self.held.append(data)
         self.held_bytes += len(data)
         if self.held_bytes > self.config.max_payload and self._releasing is None:
             self._server.start_soon(self.release_held, handler)
@@ -395,6 +390,8 @@ class EngineSession:
             return None
         held, self.held = self.held, None
         return held
+
+    # -- inbound backpressure ---------------------------------------------------
 
     def pause_inbound(self) -> None:
         """The layer above cannot take more yet; the transport stops reading.

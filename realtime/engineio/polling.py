@@ -247,7 +247,7 @@ async def _dispatch_post(
             if session.held is None:
                 await handler.on_message(session, packet.data)
             else:
-                await session.hold(handler, packet.data)
+                session.hold(handler, packet.data)
         elif ptype is PacketType.PONG:
             session.state.on_pong(clock())
         elif ptype is PacketType.CLOSE:

@@ -70,6 +70,16 @@ async def handshake(client: httpx.AsyncClient, base: str) -> str:
     return sid
 
 
+async def connected(client: httpx.AsyncClient, base: str, via: str | None = None) -> str:
+    """A session made on ``base`` that has joined "/", its CONNECT sent and answered
+    through ``via`` (``base`` if not given); its sid."""
+    sid = await handshake(client, base)
+    url = f"{via or base}{QUERY}&sid={sid}"
+    assert (await client.post(url, content="40")).text == "ok"
+    assert packets((await client.get(url)).text)[0].startswith("40{")
+    return sid
+
+
 async def test_a_polling_session_served_through_the_other_node(two_nodes: list[str]) -> None:
     a, b = two_nodes
     async with httpx.AsyncClient(timeout=40) as client:
@@ -114,10 +124,8 @@ async def test_upgrade_through_the_other_node_while_a_get_is_held(two_nodes: lis
     a, b = two_nodes
     host_b = b.removeprefix("http://")
     async with httpx.AsyncClient(timeout=40) as client:
-        sid = await handshake(client, a)
+        sid = await connected(client, a)
         via_a = f"{a}{QUERY}&sid={sid}"
-        await client.post(via_a, content="40")
-        assert packets((await client.get(via_a)).text)[0].startswith("40{")
         url = f"ws://{host_b}/socket.io/?EIO=4&transport=websocket&sid={sid}"
         released = anyio.Event()
         async with anyio.create_task_group() as tg:
@@ -192,10 +200,8 @@ async def test_a_killed_owner_releases_gets_held_elsewhere(
 ) -> None:
     (a, proc_a), (b, _) = nodes_with_processes
     async with httpx.AsyncClient(timeout=40) as client:
-        sid = await handshake(client, a)
+        sid = await connected(client, a, via=b)
         via_b = f"{b}{QUERY}&sid={sid}"
-        await client.post(via_b, content="40")
-        await client.get(via_b)
         answered = anyio.Event()
         async with anyio.create_task_group() as tg:
             held: list[httpx.Response] = []
@@ -236,9 +242,7 @@ async def test_a_get_retried_after_its_relaying_node_died_keeps_the_session(
     node and serves the retry; the session goes on as if nothing happened."""
     (a, _), (b, proc_b), (c, _) = three_nodes
     async with httpx.AsyncClient(timeout=40) as client:
-        sid = await handshake(client, a)
-        await client.post(f"{a}{QUERY}&sid={sid}", content="40")
-        await client.get(f"{a}{QUERY}&sid={sid}")
+        sid = await connected(client, a)
 
         async def doomed() -> None:
             with contextlib.suppress(httpx.TransportError):
@@ -273,9 +277,7 @@ async def test_an_answer_that_died_with_its_relaying_node_closes_the_session(
     without the ack."""
     (a, _), (b, proc_b), (c, _) = three_nodes
     async with httpx.AsyncClient(timeout=40) as client:
-        sid = await handshake(client, a)
-        await client.post(f"{a}{QUERY}&sid={sid}", content="40")
-        await client.get(f"{a}{QUERY}&sid={sid}")
+        sid = await connected(client, a)
 
         async def doomed() -> None:
             with contextlib.suppress(httpx.TransportError):

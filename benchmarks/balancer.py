@@ -23,9 +23,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from benchmarks.run import wait_port
 
 NGINX = "/usr/sbin/nginx"
 POLICIES = ("round-robin", "sticky")
@@ -134,16 +135,10 @@ def nginx(
 
 
 def _wait_listening(proc: subprocess.Popen[bytes], port: int, workdir: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BalancerError(f"nginx exited with {proc.returncode}: {_errors(workdir)}")
-        with socket.socket() as s:
-            s.settimeout(0.2)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.02)
-    raise BalancerError(f"nginx did not listen on {port}: {_errors(workdir)}")
+    try:
+        wait_port(port, proc, START_TIMEOUT_S)
+    except RuntimeError as exc:
+        raise BalancerError(f"nginx did not start ({exc}): {_errors(workdir)}") from exc
 
 
 def _errors(workdir: Path) -> str:

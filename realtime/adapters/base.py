@@ -13,11 +13,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NewType, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, NewType, Protocol
 
 from realtime.engineio import OutPacket
 
 if TYPE_CHECKING:
+    from realtime.adapters.recovery import RecoveryOptions, RestoredSession, SessionRecord
     from realtime.socketio.packets import Packet
 
 #: A Socket.IO socket id: one client in one namespace (not the Engine.IO sid).
@@ -74,6 +75,11 @@ class LocalNamespace(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def recovery(self) -> RecoveryOptions | None:
+        """Connection state recovery's options, ``None`` when it is off."""
+        ...
 
     def deliver(self, sid: SocketId, frames: Sequence[OutPacket], *, volatile: bool) -> bool:
         """Queue pre-encoded frames for one socket; ``False`` if it is gone or dropped them."""
@@ -190,3 +196,47 @@ class Adapter(ABC):
     async def all_rooms(self) -> frozenset[str]:
         """Every room of every process (this one only, for a single-process adapter)."""
         return frozenset(self.rooms())
+
+    # -- connection state recovery (see realtime.adapters.recovery) --------------------
+
+    #: Whether this adapter keeps sessions and recoverable events. With recovery
+    #: on, its ``broadcast`` appends an offset (a string) to the arguments of every
+    #: recoverable event (:func:`~realtime.adapters.recovery.is_recoverable`) and
+    #: keeps the event for replay.
+    supports_recovery: ClassVar[bool] = False
+    #: Whether saved sessions outlive this process (a shared store): the namespace
+    #: then saves each session as it changes, not only when it disconnects, so
+    #: a crash loses nothing.
+    durable_sessions: ClassVar[bool] = False
+
+    def recovery_offset(self) -> str | None:
+        """The offset a socket connecting now replays from if its client brings none:
+        every recoverable event delivered after this call is after it."""
+        return None
+
+    async def save_session(self, record: SessionRecord, *, connected: bool) -> None:
+        """Keep ``record`` for ``max_disconnection_duration`` (longer while ``connected``:
+        the namespace saves live sessions again before they would expire)."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep sessions")
+
+    async def discard_session(self, pid: str) -> None:  # noqa: B027 - optional
+        """Forget a session that will not be recovered (its client left on purpose)."""
+
+    async def restore_session(
+        self,
+        pid: str,
+        offset: str | None,
+        attach: Callable[[RestoredSession], None],
+    ) -> RestoredSession:
+        """Take the session ``pid`` back, with what its client missed after ``offset``
+        (``None``: after the record's own offset).
+
+        Calls ``attach`` (which registers the socket) and joins the socket to its
+        rooms in one step with no await between them and the collection of the
+        missed events, so that every recoverable event is either in ``missed`` or
+        delivered live, never both or neither. Raises
+        :class:`~realtime.adapters.recovery.RecoveryError` with the reason when it cannot.
+        """
+        from realtime.adapters.recovery import RecoveryError, RecoveryFailure
+
+        raise RecoveryError(RecoveryFailure.UNSUPPORTED, type(self).__name__)

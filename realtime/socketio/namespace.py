@@ -24,6 +24,7 @@ from realtime.socketio.packets import Packet, PacketType, encode
 from realtime.socketio.socket import Socket, SocketState
 
 if TYPE_CHECKING:
+    from realtime.adapters.recovery import RecoveryOptions
     from realtime.socketio.connection import Connection
     from realtime.socketio.server import Server
 
@@ -93,6 +94,10 @@ class Namespace(HandlerRegistry):
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def recovery(self) -> RecoveryOptions | None:
+        return self.server.recovery
 
     def __repr__(self) -> str:
         return f"<Namespace {self._name} sockets={len(self.sockets)}>"

@@ -15,6 +15,8 @@ from starlette.types import ASGIApp
 
 from realtime.adapters.base import Adapter, LocalNamespace, SocketDetails
 from realtime.adapters.memory import InMemoryAdapter
+from realtime.adapters.recovery import RecoveryOptions
+from realtime.adapters.session_memory import SessionAwareAdapter
 from realtime.engineio import CloseReason, EngineConfig, EngineServer, EngineSession
 from realtime.engineio.config import AllowRequest, Transport
 from realtime.socketio.broadcast import BroadcastOperator, Rooms
@@ -70,7 +72,8 @@ class Server:
         async_handlers: bool = True,
         max_inflight_events: int = 64,
         limits: DecoderLimits | None = None,
-        adapter: AdapterFactory = InMemoryAdapter,
+        adapter: AdapterFactory | None = None,
+        connection_state_recovery: RecoveryOptions | bool = False,
         engine_config: EngineConfig | None = None,
     ) -> None:
         if not connect_timeout > 0:  # NaN too
@@ -93,6 +96,15 @@ class Server:
             raise ValueError("max_inflight_events must be at least 1")
         self.max_inflight_events = max_inflight_events
         self.limits = limits or DecoderLimits()
+        #: Connection state recovery's options; ``None``: off (the default, as in
+        #: the reference server). ``True`` takes the defaults of :class:`RecoveryOptions`.
+        self.recovery: RecoveryOptions | None = (
+            RecoveryOptions()
+            if connection_state_recovery is True
+            else connection_state_recovery or None
+        )
+        if adapter is None:
+            adapter = SessionAwareAdapter if self.recovery is not None else InMemoryAdapter
         self.adapter_factory = adapter
         self.namespaces: dict[str, Namespace] = {}
         self.parent_namespaces: list[ParentNamespace] = []

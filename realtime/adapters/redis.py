@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import coredis
@@ -65,6 +65,8 @@ logger = logging.getLogger("realtime.adapters.redis")
 
 
 DEFAULT_URL = "redis://127.0.0.1:6379"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,14 +284,19 @@ class RedisLink:
             )
         return client
 
-    async def publish(self, channel: str, data: bytes) -> int:
-        """PUBLISH, failing fast: :class:`ClusterUnavailableError` when Redis is down."""
+    async def run(self, what: str, command: Callable[[coredis.Redis[bytes]], Awaitable[T]]) -> T:
+        """One command on the shared client, failing fast: :class:`ClusterUnavailableError`
+        when Redis is down or does not answer within ``publish_timeout``."""
         client = self._live_client()
         try:
             with anyio.fail_after(self.options.publish_timeout):
-                return await client.publish(channel, data)
+                return await command(client)
         except (TimeoutError, coredis.exceptions.RedisError, OSError) as exc:
-            raise ClusterUnavailableError(f"publish to Redis failed: {_describe(exc)}") from exc
+            raise ClusterUnavailableError(f"{what} failed: {_describe(exc)}") from exc
+
+    async def publish(self, channel: str, data: bytes) -> int:
+        """PUBLISH, failing fast: :class:`ClusterUnavailableError` when Redis is down."""
+        return await self.run("publish to Redis", lambda client: client.publish(channel, data))
 
     async def publish_many(self, items: Sequence[tuple[str, bytes]]) -> list[int]:
         """PUBLISH each of ``items`` in order, in one pipeline; the receiver counts.
@@ -327,12 +334,7 @@ class RedisLink:
 
     async def server_count(self, channel: str) -> int:
         """How many servers listen on ``channel`` (``PUBSUB NUMSUB``)."""
-        client = self._live_client()
-        try:
-            with anyio.fail_after(self.options.publish_timeout):
-                counts = await client.pubsub_numsub(channel)
-        except (TimeoutError, coredis.exceptions.RedisError, OSError) as exc:
-            raise ClusterUnavailableError(f"server count failed: {_describe(exc)}") from exc
+        counts = await self.run("server count", lambda client: client.pubsub_numsub(channel))
         return int(next(iter(counts.values()), 0))
 
 

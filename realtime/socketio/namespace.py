@@ -333,13 +333,13 @@ class Namespace(HandlerRegistry):
 
         A socket of this process still holding the session (its connection lost
         but not yet noticed) is closed first, so its record is the latest and its
-        rooms are not left under the recovered socket's id.
+        cleanup cannot take the recovered socket's rooms (they share the id).
         """
         pid: str = auth["pid"]
         offset = auth.get("offset")
         for old in list(self.sockets.values()):
             if old.pid == pid:
-                await old.closed(DisconnectReason.TRANSPORT_CLOSE)
+                await old.hand_over()
         recovered: list[Socket] = []
 
         def attach(restored: RestoredSession) -> None:

@@ -402,6 +402,14 @@ class Socket:
         self._send(Packet(PacketType.DISCONNECT, self.namespace.name))
         await self.closed(DisconnectReason.SERVER_NAMESPACE_DISCONNECT)
 
+    async def hand_over(self) -> None:
+        """The client takes this session up over another connection: tell the old one
+        (a DISCONNECT, should it still be there) and keep the session for the new."""
+        if self.state is not SocketState.CONNECTED:
+            return
+        self._send(Packet(PacketType.DISCONNECT, self.namespace.name))
+        await self.closed(DisconnectReason.TRANSPORT_CLOSE)
+
     async def closed(self, reason: DisconnectReason) -> None:
         """Run ``disconnecting`` (rooms still set), clean up, then ``disconnect``. Once.
 

@@ -142,6 +142,19 @@ def test_a_client_that_had_received_nothing_still_recovers(served: tuple[str, Re
     assert events == [["room-message", "gap"]]
 
 
+def test_a_session_taken_up_while_its_old_connection_lingers(served: tuple[str, Recorder]) -> None:
+    url, recorder = served
+    result = run("takeover", url, "websocket")
+    assert result["oldReason"] == "io server disconnect"
+    assert result["idMatches"] is True
+    assert result["rooms"] == ["r"]  # the old socket's cleanup left them alone
+    events, _ = strip_offsets(result["seenByNew"])
+    assert events == [["room-message", "after"]]
+    old_events, _ = strip_offsets(result["seenByOld"])
+    assert old_events == [["room-message", "before"]]
+    assert recorder.connects[-1]["recovered"] is True
+
+
 def test_recovered_sockets_skip_middleware(served: tuple[str, Recorder]) -> None:
     url, recorder = served
     before = recorder.middleware_runs

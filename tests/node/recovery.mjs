@@ -79,6 +79,37 @@ const scenarios = {
     return { reason, ...result, seen: a.seen };
   },
 
+  // The session is taken up over a new connection while the server still holds
+  // the old one (a network cut it has not noticed yet): the old socket is
+  // closed first, and its cleanup leaves the recovered socket's rooms alone.
+  async takeover() {
+    const a = await client("a");
+    const b = await client("b");
+    await a.emitWithAck("join", "r");
+    await b.emitWithAck("to-room", "r", "before");
+    await sleep(200);
+    const idBefore = a.id;
+    const oldGone = once(a, "disconnect");
+    const c = io(url, {
+      transports,
+      forceNew: true,
+      reconnection: false,
+      auth: { name: "a", pid: a._pid, offset: a._lastOffset },
+    });
+    c.seen = [];
+    c.onAny((event, ...args) => c.seen.push([event, ...args]));
+    await once(c, "connect");
+    const [oldReason] = await oldGone;
+    await b.emitWithAck("to-room", "r", "after");
+    await sleep(200);
+    const rooms = await c.emitWithAck("rooms");
+    const result = { idMatches: c.id === idBefore, oldReason, rooms, seenByNew: c.seen, seenByOld: a.seen };
+    a.disconnect();
+    b.disconnect();
+    c.disconnect();
+    return result;
+  },
+
   // A client that left on purpose gets a new session.
   async leftOnPurpose() {
     const a = await client("a");

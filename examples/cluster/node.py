@@ -11,6 +11,14 @@ cluster; ``ask-servers``: ack the replies of every other node to ``who`` (each
 answers its name); ``ask-clients``: ack the answers of every client of the
 cluster to ``question`` (2 s timeout). Each socket gets ``hello`` with the name on
 connect. ``GET /health`` answers the Redis link's state as JSON.
+
+``--adapter streams`` joins the cluster through Redis Streams (Node's
+``@socket.io/redis-streams-adapter`` wire) instead of pub/sub. ``--recovery``
+turns connection state recovery on (``max_disconnection_duration`` 120 s,
+``skip_middlewares``) with the streams adapter; ``hello`` then carries the name
+and whether the socket was recovered::
+
+    python examples/cluster/node.py --port 8001 --name a --recovery
 """
 
 from __future__ import annotations
@@ -31,19 +39,43 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import realtime
 from realtime import Server, Socket
-from realtime.adapters.redis import RedisAdapter
+from realtime.adapters.recovery import RecoveryOptions
+from realtime.adapters.redis import RedisAdapter, RedisAdapterFactory
+from realtime.adapters.redis_streams import RedisStreamsAdapter, RedisStreamsAdapterFactory
 from realtime.exceptions import AckTimeoutError, ClusterTimeoutError
 
 
-def build(redis_url: str, name: str, **options: Any) -> tuple[Server, Any]:
-    """The server with the reference handlers, and its ASGI app (``/health`` included)."""
-    factory = RedisAdapter.factory(url=redis_url, **options)
-    sio = Server(adapter=factory)
+def build(
+    redis_url: str, name: str, *, streams: bool = False, recovery: bool = False, **options: Any
+) -> tuple[Server, Any]:
+    """The server with the reference handlers, and its ASGI app (``/health`` included).
+
+    ``streams``: the Redis Streams adapter (implied by ``recovery``); ``options`` go
+    to the adapter's factory.
+    """
+    factory: RedisAdapterFactory | RedisStreamsAdapterFactory
+    if streams or recovery:
+        if "key" in options:
+            options["channel_prefix"] = options["stream_name"] = options.pop("key")
+        factory = RedisStreamsAdapter.factory(redis_url, **options)
+    else:
+        factory = RedisAdapter.factory(url=redis_url, **options)
+    sio = Server(
+        adapter=factory,
+        connection_state_recovery=(
+            RecoveryOptions(max_disconnection_duration=120, skip_middlewares=True)
+            if recovery
+            else False
+        ),
+    )
 
     @sio.on("connect")
     async def connect(socket: Socket, auth: dict[str, Any]) -> None:
         socket.data["node"] = name
-        await socket.emit("hello", name)
+        if recovery:
+            await socket.emit("hello", name, socket.recovered)
+        else:
+            await socket.emit("hello", name)
 
     @sio.on("broadcast")
     async def broadcast(socket: Socket, *args: Any) -> None:
@@ -94,6 +126,15 @@ if __name__ == "__main__":
     parser.add_argument("--name", default="python")
     parser.add_argument("--key", default="socket.io")
     parser.add_argument("--requests-timeout", type=float, default=5.0)
+    parser.add_argument("--adapter", choices=("redis", "streams"), default="redis")
+    parser.add_argument("--recovery", action="store_true")
     args = parser.parse_args()
-    _, app = build(args.redis, args.name, key=args.key, requests_timeout=args.requests_timeout)
+    _, app = build(
+        args.redis,
+        args.name,
+        streams=args.adapter == "streams",
+        recovery=args.recovery,
+        key=args.key,
+        requests_timeout=args.requests_timeout,
+    )
     realtime.run(app, host=args.host, port=args.port, log_level="warning")

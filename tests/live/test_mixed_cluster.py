@@ -2,6 +2,7 @@
 (tests/node/cluster/node-twin.mjs) between two Python nodes (examples/cluster/node.py),
 one Redis. Broadcasts, rooms, acks, fetch sockets and server-side emits cross in
 both directions: tests/node/mixed_scenario.mjs starts each from every node in turn.
+The same again with every node on @socket.io/redis-streams-adapter 0.3's wire.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def twin_ready(proc_url: str) -> bool:
     return False
 
 
-def test_python_and_node_nodes_form_one_cluster() -> None:
+@pytest.mark.parametrize("adapter", ["redis", "streams"])
+def test_python_and_node_nodes_form_one_cluster(adapter: str) -> None:
     redis = require_shared_redis()
     node = require_node()
     require(TWIN.is_file(), "tests/node/cluster/node-twin.mjs is missing")
@@ -53,9 +55,10 @@ def test_python_and_node_nodes_form_one_cluster() -> None:
     key = unique_key()
 
     def python_node(name: str) -> list[str]:
-        return [PYTHON, str(EXAMPLE), "--redis", redis, "--name", name, "--key", key]
+        return [PYTHON, str(EXAMPLE), "--redis", redis, "--name", name, "--key", key, *kind]
 
-    twin = [node, str(TWIN), "--redis", redis, "--name", "node", "--key", key]
+    kind = ["--adapter", adapter]
+    twin = [node, str(TWIN), "--redis", redis, "--name", "node", "--key", key, *kind]
     with (
         started(python_node("py1"), free_port()) as py1,
         started(twin, free_port()) as nd,

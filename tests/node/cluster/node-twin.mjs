@@ -1,7 +1,12 @@
 // The Node twin of examples/cluster/node.py: one socket.io 4.8 node of a cluster
-// joined through @socket.io/redis-adapter 8.3, with the reference handlers on "/".
+// joined through @socket.io/redis-adapter 8.3 (or, with --adapter streams,
+// @socket.io/redis-streams-adapter 0.3: KEY is then its stream name and channel
+// prefix), with the reference handlers on "/". --recovery turns connection state
+// recovery on (120 s, skipMiddlewares) with the streams adapter; "hello" then
+// carries the name and socket.recovered.
 //
 //   node node-twin.mjs --port N --redis URL --name NAME [--key KEY] [--namespace /chat]...
+//                      [--adapter redis|streams] [--recovery]
 //
 // Handlers on "/": broadcast, join, to-room, count, ask-servers, ask-clients (as
 // node.py), plus test helpers "notes" (the server-side "note" events this node
@@ -12,6 +17,7 @@ import { createServer } from "node:http";
 import { parseArgs } from "node:util";
 import { Server } from "socket.io";
 import { createAdapter } from "@socket.io/redis-adapter";
+import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import { createClient } from "redis";
 
 const { values: opts } = parseArgs({
@@ -22,11 +28,16 @@ const { values: opts } = parseArgs({
     key: { type: "string", default: "socket.io" },
     // extra namespaces with the same connect greeting, for per-namespace tests
     namespace: { type: "string", multiple: true, default: ["/chat"] },
+    adapter: { type: "string", default: "redis" },
+    recovery: { type: "boolean", default: false },
   },
 });
 const NAME = opts.name;
+const STREAMS = opts.adapter === "streams" || opts.recovery;
+// Named connections: the streams adapter's reader is found by name in CLIENT LIST.
+const CLIENT_NAME = `twin-${NAME}-${process.pid}`;
 
-const pubClient = createClient({ url: opts.redis });
+const pubClient = createClient({ url: opts.redis, name: CLIENT_NAME });
 const subClient = pubClient.duplicate();
 for (const client of [pubClient, subClient]) {
   client.on("error", (err) => console.error(`${NAME}: redis error: ${err.message}`));
@@ -35,7 +46,12 @@ await Promise.all([pubClient.connect(), subClient.connect()]);
 
 const httpServer = createServer();
 const io = new Server(httpServer, {
-  adapter: createAdapter(pubClient, subClient, { key: opts.key, requestsTimeout: 3000 }),
+  adapter: STREAMS
+    ? createStreamsAdapter(pubClient, { streamName: opts.key, channelPrefix: opts.key })
+    : createAdapter(pubClient, subClient, { key: opts.key, requestsTimeout: 3000 }),
+  ...(opts.recovery
+    ? { connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true } }
+    : {}),
 });
 
 // Server-side events from other nodes or from an emitter.
@@ -46,7 +62,8 @@ const notes = [];
 io.on("note", (...args) => notes.push(args));
 
 io.on("connection", (socket) => {
-  socket.emit("hello", NAME);
+  if (opts.recovery) socket.emit("hello", NAME, socket.recovered);
+  else socket.emit("hello", NAME);
   socket.on("broadcast", (...args) => io.emit("broadcast", ...args));
   socket.on("join", (room, ack) => {
     socket.join(room);
@@ -79,8 +96,22 @@ for (const name of opts.namespace) {
 
 // The adapters subscribe without telling when Redis confirmed. Redis answers a
 // connection's commands in order, so once one more subscription on the same
-// connection is confirmed, theirs are too.
-await subClient.subscribe(`${opts.key}-ready#${NAME}#`, () => {});
+// connection is confirmed, theirs are too. The streams adapter uses connections
+// of its own: wait until its private channel has a subscriber and its reader
+// blocks in XREAD (entries added before that would not reach it).
+if (STREAMS) {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const channel = `${opts.key}#/#${io.of("/").adapter.uid}#`;
+  for (;;) {
+    const [, subscribers] = await pubClient.sendCommand(["PUBSUB", "NUMSUB", channel]);
+    const clients = await pubClient.sendCommand(["CLIENT", "LIST"]);
+    const reading = clients.split("\n").some((l) => l.includes(`name=${CLIENT_NAME} `) && l.includes("cmd=xread"));
+    if (Number(subscribers) > 0 && reading) break;
+    await sleep(20);
+  }
+} else {
+  await subClient.subscribe(`${opts.key}-ready#${NAME}#`, () => {});
+}
 httpServer.listen(Number(opts.port), "127.0.0.1", () => console.log("ready"));
 
 function shutdown() {

@@ -75,6 +75,15 @@ def serve_process(
     args: list[str], *, port: int | None = None, env: dict[str, str] | None = None
 ) -> Iterator[str]:
     """Run ``args + ['--port', port]`` as a subprocess; yield its base URL once it accepts."""
+    with spawn_process(args, port=port, env=env) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def spawn_process(
+    args: list[str], *, port: int | None = None, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`serve_process` that also yields the process (a test may kill it)."""
     port = port or free_port()
     proc = subprocess.Popen([*args, "--port", str(port)], cwd=ROOT, env=env)
     try:
@@ -87,7 +96,7 @@ def serve_process(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{args} did not listen on {port}")
             time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc
     finally:
         proc.terminate()
         try:

@@ -14,7 +14,7 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from tests.servers import ROOT, free_port
@@ -26,11 +26,16 @@ Message = dict[str, Any]
 
 
 @contextlib.contextmanager
-def node_twin(node: str, *, name: str, key: str, redis_url: str) -> Iterator[str]:
-    """One Node node; yields its URL once it listens and its adapter has subscribed."""
+def node_twin(
+    node: str, *, name: str, key: str, redis_url: str, extra: Sequence[str] = ()
+) -> Iterator[str]:
+    """One Node node; yields its URL once it listens and its adapter has subscribed.
+
+    ``extra``: more arguments (``--adapter streams``, ``--recovery``...).
+    """
     port = free_port()
     args = [node, str(CLUSTER_DIR / "node-twin.mjs"), "--port", str(port)]
-    args += ["--redis", redis_url, "--name", name, "--key", key]
+    args += ["--redis", redis_url, "--name", name, "--key", key, *extra]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

@@ -1,27 +1,42 @@
-"""What every multi-node adapter shares, apart from its broker.
+"""What every multi-node adapter shares, apart from its broker and its wire.
 
 Node ids and request ids, waiting for a known number of replies with a
 timeout (partial answers kept), the bookkeeping of a broadcast with acks that
-spans nodes, the reconnect backoff, and the copies of remote sockets that
-``fetch_sockets`` returns. No I/O here, only anyio events and timeouts.
+spans nodes, the reconnect backoff, the copies of remote sockets that
+``fetch_sockets`` returns, and :class:`PeeringAdapter`, the requests to the
+other nodes both Redis adapters make (over a :class:`Bus`: no I/O here).
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import secrets
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import anyio
 
-from realtime.adapters.base import SocketId
-from realtime.exceptions import ClusterTimeoutError
+from realtime.adapters.base import (
+    BroadcastOptions,
+    LocalNamespace,
+    SocketDetails,
+    SocketId,
+)
+from realtime.adapters.base import RecipientsCallback as Recipients
+from realtime.adapters.memory import InMemoryAdapter
+from realtime.exceptions import ClusterTimeoutError, ClusterUnavailableError
+from realtime.socketio.handlers import ack_value
 
 if TYPE_CHECKING:
     from realtime.socketio.broadcast import BroadcastOperator, Rooms
+    from realtime.socketio.packets import Packet
     from realtime.socketio.socket import Socket
+
+logger = logging.getLogger("realtime.adapters.cluster")
 
 _UID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
@@ -218,3 +233,193 @@ class RemoteSocket:
 
     async def disconnect(self, close: bool = False) -> None:
         await self.operator.disconnect_sockets(close)
+
+
+class Bus(Protocol):
+    """What a :class:`PeeringAdapter` needs of its broker link (a ``RedisLink``)."""
+
+    #: PUBLISH's reply counts the receiving broker node's subscribers only.
+    spans_nodes: bool
+
+    async def publish(self, channel: str, data: bytes) -> int: ...
+
+    async def server_count(self, channel: str) -> int: ...
+
+    def start_soon(self, func: Callable[..., Any], *args: Any) -> None: ...
+
+
+class PeeringAdapter(InMemoryAdapter):
+    """Local rooms in memory, and the operations that ask the other nodes over a
+    :class:`Bus` and wait for their answers: broadcast with acks, fetch sockets,
+    server-side emits, and answering peers' broadcasts with acks.
+
+    A subclass speaks one wire: it encodes the requests (``_*_request``), names
+    the channel they go to and the other nodes are counted on
+    (``request_channel``), and hands each reply to :meth:`_ack_response` or
+    ``self.requests.answer`` (a fetch-sockets reply as the list of its sockets).
+    """
+
+    #: The request kinds of the subclass's wire, as ``_request_kinds`` records them.
+    FETCH_KIND: ClassVar[Any]
+    SERVER_SIDE_EMIT_KIND: ClassVar[Any]
+
+    def __init__(
+        self, namespace: LocalNamespace, bus: Bus, *, uid: str, requests_timeout: float
+    ) -> None:
+        super().__init__(namespace)
+        self.bus = bus
+        self.uid = uid
+        self.requests = RequestRegistry()
+        self.requests_timeout = requests_timeout
+        self._request_kinds: dict[str, Any] = {}
+        self._ack_requests: dict[str, RemoteAcks] = {}
+
+    @property
+    @abstractmethod
+    def request_channel(self) -> str: ...
+
+    @abstractmethod
+    def _ack_request(
+        self, request_id: str, packet: Packet, opts: BroadcastOptions, seconds: float
+    ) -> bytes: ...
+
+    @abstractmethod
+    def _fetch_request(self, request_id: str, opts: BroadcastOptions) -> bytes: ...
+
+    @abstractmethod
+    def _server_side_emit_request(self, data: list[Any], request_id: str | None) -> bytes: ...
+
+    # -- asking ----------------------------------------------------------------------
+
+    async def broadcast_with_ack(
+        self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        on_recipients: Recipients,
+        on_ack: Callable[[SocketId, list[Any] | None], None],
+    ) -> None:
+        local_only = opts.local
+        await super().broadcast_with_ack(
+            packet, opts, partial(on_recipients, complete=local_only), on_ack
+        )
+        if local_only:
+            return
+        request_id = new_uid()
+        remote = RemoteAcks(request_id, on_recipients, on_ack)
+        self._ack_requests[request_id] = remote
+        seconds = opts.timeout if opts.timeout is not None else self.requests_timeout
+        self.bus.start_soon(self._forget_ack_request, request_id, seconds)
+        try:
+            data = self._ack_request(request_id, packet, opts, seconds)
+            await self.bus.publish(self.request_channel, data)
+            remote.set_servers(await self.bus.server_count(self.request_channel) - 1)
+        except ClusterUnavailableError:
+            self._ack_requests.pop(request_id, None)
+            raise
+
+    async def _forget_ack_request(self, request_id: str, seconds: float) -> None:
+        await anyio.sleep(seconds)
+        self._ack_requests.pop(request_id, None)
+
+    def _ack_response(self, request_id: Any, *, count: Any = None, value: Any = None) -> bool:
+        """A peer's client count (``count``) or one client's answer (``value``) to a
+        broadcast with acks of this node; ``False`` if it is not one of ours."""
+        remote = self._ack_requests.get(request_id) if isinstance(request_id, str) else None
+        if remote is None:
+            return False
+        if count is not None:
+            remote.client_count(count if isinstance(count, int) else 0)
+        else:
+            remote.ack(value)
+        return True
+
+    async def _ask(
+        self, kind: Any, build: Callable[[str], bytes], what: str, seconds: float | None = None
+    ) -> list[Any]:
+        """Publish a request to the other nodes and wait for each one's reply."""
+        others = await self.bus.server_count(self.request_channel) - 1
+        if others <= 0:
+            return []
+        request_id, pending = self.requests.open(others)
+        self._request_kinds[request_id] = kind
+        try:
+            await self.bus.publish(self.request_channel, build(request_id))
+            return await pending.wait(
+                seconds if seconds is not None else self.requests_timeout, what
+            )
+        finally:
+            self.requests.close(request_id)
+            self._request_kinds.pop(request_id, None)
+
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[SocketDetails]:
+        local = await super().fetch_sockets(opts)
+        if opts.local:
+            return local
+        from realtime.socketio.broadcast import BroadcastOperator
+
+        base = BroadcastOperator(self.namespace)  # type: ignore[arg-type]
+
+        def sockets(replies: list[Any]) -> list[SocketDetails]:
+            found: list[SocketDetails] = list(local)
+            for reply in replies:  # each node's list of sockets
+                for raw in reply if isinstance(reply, list) else ():
+                    remote = RemoteSocket.parse(raw, base)
+                    if remote is not None:
+                        found.append(remote)
+            return found
+
+        build = partial(self._fetch_request, opts=opts)
+        try:
+            replies = await self._ask(self.FETCH_KIND, build, "fetchSockets response")
+        except ClusterTimeoutError as exc:
+            exc.responses = sockets(exc.responses)
+            raise
+        return sockets(replies)
+
+    async def server_side_emit(self, event: str, args: Sequence[Any]) -> int:
+        data = self._server_side_emit_request([event, *args], None)
+        reached = await self.bus.publish(self.request_channel, data)
+        if self.bus.spans_nodes:  # PUBLISH counts the receiving node's subscribers only
+            reached = await self.bus.server_count(self.request_channel)
+        return max(0, reached - 1)  # this server is subscribed too
+
+    async def server_side_emit_with_ack(
+        self, event: str, args: Sequence[Any], seconds: float | None
+    ) -> list[Any]:
+        build = partial(self._server_side_emit_request, [event, *args])
+        return await self._ask(
+            self.SERVER_SIDE_EMIT_KIND, build, "serverSideEmit response", seconds
+        )
+
+    # -- answering -------------------------------------------------------------------
+
+    async def _run_server_side(self, data: Any, reply: Callable[[Any], None] | None) -> None:
+        """A peer's server-side emit (``[event, *args]``); ``reply`` gets the handler's result."""
+        if not isinstance(data, list) or not data or not isinstance(data[0], str):
+            return
+        try:
+            result = await self.namespace.handle_server_side(data[0], data[1:])
+        except Exception:
+            logger.exception("error in server-side handler for %r", data[0])
+            return
+        if reply is not None:
+            reply(result)
+
+    def _answer_broadcast_with_ack(
+        self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        count: Callable[[int], None],
+        answer: Callable[[Any], None],
+    ) -> None:
+        """A peer's broadcast with acks: deliver here, report the count, then each answer."""
+        packet = replace(packet, id=self.namespace.next_ack_id())
+
+        def on_recipients(sids: Sequence[SocketId], /, *, complete: bool = True) -> None:
+            count(len(sids))
+
+        def on_ack(sid: SocketId, args: list[Any] | None) -> None:
+            if args is not None:
+                answer(ack_value(args))
+
+        self.broadcast_with_ack_now(packet, opts, on_recipients, on_ack)

@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,14 +39,10 @@ from realtime.adapters import redis_wire as wire
 from realtime.adapters.base import (
     BroadcastOptions,
     LocalNamespace,
-    RecipientsCallback,
-    SocketDetails,
     SocketId,
 )
 from realtime.adapters.cluster import (
-    RemoteAcks,
-    RemoteSocket,
-    RequestRegistry,
+    PeeringAdapter,
     backoff_delay,
     new_uid,
     socket_object,
@@ -56,7 +52,6 @@ from realtime.adapters.redis_wire import RequestType
 from realtime.engineio.relay import SessionRelay
 from realtime.exceptions import ClusterTimeoutError, ClusterUnavailableError, ProtocolError
 from realtime.redis_topology import Kind, coredis_client, describe, parse
-from realtime.socketio.handlers import ack_value
 
 if TYPE_CHECKING:
     from realtime.socketio.packets import Packet
@@ -379,8 +374,11 @@ class RedisAdapterFactory:
         return self.link.health
 
 
-class RedisAdapter(InMemoryAdapter):
+class RedisAdapter(PeeringAdapter):
     """One namespace's rooms, with every operation spanning the cluster."""
+
+    FETCH_KIND = RequestType.REMOTE_FETCH
+    SERVER_SIDE_EMIT_KIND = RequestType.SERVER_SIDE_EMIT
 
     @classmethod
     def factory(cls, url: str = DEFAULT_URL, **options: Any) -> RedisAdapterFactory:
@@ -388,21 +386,14 @@ class RedisAdapter(InMemoryAdapter):
         return RedisAdapterFactory(RedisOptions(url=url, **options))
 
     def __init__(self, namespace: LocalNamespace, link: RedisLink) -> None:
-        super().__init__(namespace)
+        options = link.options
+        super().__init__(namespace, link, uid=new_uid(), requests_timeout=options.requests_timeout)
         self.link = link
-        self.uid = new_uid()
-        self.channels = wire.Channels(link.options.key, namespace.name)
-        self.requests = RequestRegistry()
-        self._request_kinds: dict[str, RequestType] = {}
-        self._ack_requests: dict[str, RemoteAcks] = {}
+        self.channels = wire.Channels(options.key, namespace.name)
 
     @property
     def health(self) -> RedisHealth:
         return self.link.health
-
-    @property
-    def _timeout(self) -> float:
-        return self.link.options.requests_timeout
 
     def _subscriptions(self) -> tuple[dict[str, Dispatcher], dict[str, Dispatcher]]:
         ch = self.channels
@@ -428,76 +419,20 @@ class RedisAdapter(InMemoryAdapter):
             data = wire.encode_broadcast(self.uid, packet, opts)
             await self.link.publish(wire.broadcast_channel(self.channels, opts), data)
 
-    async def broadcast_with_ack(
-        self,
-        packet: Packet,
-        opts: BroadcastOptions,
-        on_recipients: RecipientsCallback,
-        on_ack: Callable[[SocketId, list[Any] | None], None],
-    ) -> None:
-        local_only = opts.local
-        await super().broadcast_with_ack(
-            packet, opts, partial(on_recipients, complete=local_only), on_ack
-        )
-        if local_only:
-            return
-        request_id = new_uid()
-        remote = RemoteAcks(request_id, on_recipients, on_ack)
-        self._ack_requests[request_id] = remote
-        seconds = opts.timeout if opts.timeout is not None else self._timeout
-        self.link.start_soon(self._forget_ack_request, request_id, seconds)
-        try:
-            data = wire.broadcast_ack_request(self.uid, request_id, packet, opts, seconds)
-            await self.link.publish(self.channels.request, data)
-            remote.set_servers(await self.link.server_count(self.channels.request) - 1)
-        except ClusterUnavailableError:
-            self._ack_requests.pop(request_id, None)
-            raise
+    @property
+    def request_channel(self) -> str:
+        return self.channels.request
 
-    async def _forget_ack_request(self, request_id: str, seconds: float) -> None:
-        await anyio.sleep(seconds)
-        self._ack_requests.pop(request_id, None)
+    def _ack_request(
+        self, request_id: str, packet: Packet, opts: BroadcastOptions, seconds: float
+    ) -> bytes:
+        return wire.broadcast_ack_request(self.uid, request_id, packet, opts, seconds)
 
-    async def _ask(self, kind: RequestType, build: Callable[[str], bytes], what: str) -> list[Any]:
-        """Publish a request to the other nodes and wait for each one's reply."""
-        others = await self.link.server_count(self.channels.request) - 1
-        if others <= 0:
-            return []
-        request_id, pending = self.requests.open(others)
-        self._request_kinds[request_id] = kind
-        try:
-            await self.link.publish(self.channels.request, build(request_id))
-            return await pending.wait(self._timeout, what)
-        finally:
-            self.requests.close(request_id)
-            self._request_kinds.pop(request_id, None)
+    def _fetch_request(self, request_id: str, opts: BroadcastOptions) -> bytes:
+        return wire.fetch_request(self.uid, request_id, opts)
 
-    async def fetch_sockets(self, opts: BroadcastOptions) -> list[SocketDetails]:
-        local = await super().fetch_sockets(opts)
-        if opts.local:
-            return local
-        from realtime.socketio.broadcast import BroadcastOperator
-
-        base = BroadcastOperator(self.namespace)  # type: ignore[arg-type]
-
-        def sockets(replies: list[Any]) -> list[SocketDetails]:
-            found: list[SocketDetails] = list(local)
-            for reply in replies:
-                for raw in reply.get("sockets", ()) if isinstance(reply, dict) else ():
-                    remote = RemoteSocket.parse(raw, base)
-                    if remote is not None:
-                        found.append(remote)
-            return found
-
-        build = partial(wire.fetch_request, self.uid, opts=opts)
-        try:
-            replies = await self._ask(
-                RequestType.REMOTE_FETCH, lambda rid: build(rid), "fetchSockets response"
-            )
-        except ClusterTimeoutError as exc:
-            exc.responses = sockets(exc.responses)
-            raise
-        return sockets(replies)
+    def _server_side_emit_request(self, data: list[Any], request_id: str | None) -> bytes:
+        return wire.server_side_emit_request(self.uid, data, request_id)
 
     async def all_rooms(self) -> frozenset[str]:
         local = set(self.rooms())
@@ -538,31 +473,6 @@ class RedisAdapter(InMemoryAdapter):
             data = wire.disconnect_request(self.uid, opts, close=close)
             await self.link.publish(self.channels.request, data)
         await super().disconnect_sockets(opts, close=close)
-
-    async def server_side_emit(self, event: str, args: Sequence[Any]) -> int:
-        data = wire.server_side_emit_request(self.uid, [event, *args])
-        reached = await self.link.publish(self.channels.request, data)
-        if self.link.spans_nodes:  # PUBLISH counts the receiving node's subscribers only
-            reached = await self.link.server_count(self.channels.request)
-        return max(0, reached - 1)  # this server is subscribed too
-
-    async def server_side_emit_with_ack(
-        self, event: str, args: Sequence[Any], seconds: float | None
-    ) -> list[Any]:
-        others = await self.link.server_count(self.channels.request) - 1
-        if others <= 0:
-            return []
-        request_id, pending = self.requests.open(others)
-        self._request_kinds[request_id] = RequestType.SERVER_SIDE_EMIT
-        try:
-            data = wire.server_side_emit_request(self.uid, [event, *args], request_id)
-            await self.link.publish(self.channels.request, data)
-            return await pending.wait(
-                seconds if seconds is not None else self._timeout, "serverSideEmit response"
-            )
-        finally:
-            self.requests.close(request_id)
-            self._request_kinds.pop(request_id, None)
 
     # -- incoming ------------------------------------------------------------------
 
@@ -640,35 +550,27 @@ class RedisAdapter(InMemoryAdapter):
         self._reply(request, wire.to_json({"requestId": request.get("requestId")}))
 
     async def _server_side(self, request: dict[str, Any]) -> None:
-        data = request.get("data")
-        if not isinstance(data, list) or not data or not isinstance(data[0], str):
-            return
-        try:
-            result = await self.namespace.handle_server_side(data[0], data[1:])
-        except Exception:
-            logger.exception("error in server-side handler for %r", data[0])
-            return
         request_id = request.get("requestId")
-        if request_id is not None:
+
+        def reply(result: Any) -> None:
             # Node replies on the shared channel whatever the option says.
-            data_out = wire.server_side_emit_response(str(request_id), result)
-            self.link.publish_soon(self.channels.response, data_out)
+            data = wire.server_side_emit_response(str(request_id), result)
+            self.link.publish_soon(self.channels.response, data)
+
+        await self._run_server_side(request.get("data"), reply if request_id is not None else None)
 
     def _remote_broadcast_with_ack(self, request: dict[str, Any]) -> None:
         request_id = str(request.get("requestId"))
-        packet = replace(wire.packet_from(request.get("packet")), id=self.namespace.next_ack_id())
+        packet = wire.packet_from(request.get("packet"))
         if packet.namespace != self.namespace.name:
             return
         opts, _ = wire.options_from(request.get("opts"))
-
-        def on_recipients(sids: Sequence[SocketId], /, *, complete: bool = True) -> None:
-            self._reply(request, wire.client_count_response(request_id, len(sids)))
-
-        def on_ack(sid: SocketId, args: list[Any] | None) -> None:
-            if args is not None:
-                self._reply(request, wire.broadcast_ack_response(request_id, ack_value(args)))
-
-        self.broadcast_with_ack_now(packet, opts, on_recipients, on_ack)
+        self._answer_broadcast_with_ack(
+            packet,
+            opts,
+            lambda n: self._reply(request, wire.client_count_response(request_id, n)),
+            lambda value: self._reply(request, wire.broadcast_ack_response(request_id, value)),
+        )
 
     def _on_response(self, channel: str, data: bytes) -> None:
         response = wire.decode(data)
@@ -677,16 +579,17 @@ class RedisAdapter(InMemoryAdapter):
         request_id = response.get("requestId")
         if not isinstance(request_id, str):
             return
-        remote = self._ack_requests.get(request_id)
-        if remote is not None:
+        if request_id in self._ack_requests:
             if response.get("type") == RequestType.BROADCAST_CLIENT_COUNT:
-                count = response.get("clientCount")
-                remote.client_count(count if isinstance(count, int) else 0)
+                self._ack_response(request_id, count=response.get("clientCount"))
             elif response.get("type") == RequestType.BROADCAST_ACK:
-                remote.ack(response.get("packet"))
+                self._ack_response(request_id, value=response.get("packet"))
             return
         kind = self._request_kinds.get(request_id)
         if kind is RequestType.SERVER_SIDE_EMIT:
             self.requests.answer(request_id, response.get("data"))
+        elif kind is RequestType.REMOTE_FETCH:
+            sockets = response.get("sockets")
+            self.requests.answer(request_id, sockets if isinstance(sockets, list) else [])
         elif kind is not None:
             self.requests.answer(request_id, response)

@@ -53,18 +53,8 @@ from realtime.adapters import redis_streams_wire as wire
 from realtime.adapters.base import (
     BroadcastOptions,
     LocalNamespace,
-    RecipientsCallback,
-    SocketDetails,
-    SocketId,
 )
-from realtime.adapters.cluster import (
-    RemoteAcks,
-    RemoteSocket,
-    RequestRegistry,
-    backoff_delay,
-    new_uid,
-    socket_object,
-)
+from realtime.adapters.cluster import PeeringAdapter, backoff_delay, new_uid, socket_object
 from realtime.adapters.memory import InMemoryAdapter
 from realtime.adapters.recovery import (
     RecoveryError,
@@ -77,9 +67,8 @@ from realtime.adapters.recovery import (
 from realtime.adapters.redis import DEFAULT_URL, Dispatcher, RedisHealth, RedisLink, RedisOptions
 from realtime.adapters.redis_streams_wire import MessageType
 from realtime.adapters.redis_wire import options_from
-from realtime.exceptions import ClusterTimeoutError, ClusterUnavailableError, ProtocolError
+from realtime.exceptions import ClusterUnavailableError, ProtocolError
 from realtime.redis_topology import coredis_client, describe
-from realtime.socketio.handlers import ack_value
 
 if TYPE_CHECKING:
     from realtime.socketio.packets import Packet
@@ -330,11 +319,13 @@ class RedisStreamsAdapterFactory:
         )
 
 
-class RedisStreamsAdapter(InMemoryAdapter):
+class RedisStreamsAdapter(PeeringAdapter):
     """One namespace's rooms, with every operation spanning the cluster, and its sessions."""
 
     supports_recovery = True
     durable_sessions = True
+    FETCH_KIND = MessageType.FETCH_SOCKETS
+    SERVER_SIDE_EMIT_KIND = MessageType.SERVER_SIDE_EMIT
 
     @classmethod
     def factory(cls, url: str = DEFAULT_URL, **options: Any) -> RedisStreamsAdapterFactory:
@@ -342,16 +333,15 @@ class RedisStreamsAdapter(InMemoryAdapter):
         return RedisStreamsAdapterFactory(StreamsOptions(url=url, **options))
 
     def __init__(self, namespace: LocalNamespace, factory: RedisStreamsAdapterFactory) -> None:
-        super().__init__(namespace)
-        self.options = options = factory.options
+        options = factory.options
+        super().__init__(
+            namespace, factory.link, uid=new_uid(8), requests_timeout=options.requests_timeout
+        )
+        self.options = options
         self.link = factory.link
-        self.uid = new_uid(8)
         self.stream = wire.stream_name(namespace.name, options.stream_name, options.stream_count)
         self.reader = factory.reader(self.stream)
         self.channels = wire.Channels(options.channel_prefix, namespace.name)
-        self.requests = RequestRegistry()
-        self._request_kinds: dict[str, MessageType] = {}
-        self._ack_requests: dict[str, RemoteAcks] = {}
         #: The owner token of each session this node may write (see ``save_session``).
         self._owner_tokens: dict[str, str] = {}
 
@@ -397,15 +387,30 @@ class RedisStreamsAdapter(InMemoryAdapter):
         )
         return _text(entry_id)
 
-    async def _publish(self, kind: MessageType, data: Any) -> int:
-        message = wire.encode_message(self.uid, self.namespace.name, kind, data)
-        return await self.link.publish(self.channels.public, message)
+    @property
+    def request_channel(self) -> str:
+        return self.channels.public
+
+    def _message(self, kind: MessageType, data: Any) -> bytes:
+        return wire.encode_message(self.uid, self.namespace.name, kind, data)
+
+    def _ack_request(
+        self, request_id: str, packet: Packet, opts: BroadcastOptions, seconds: float
+    ) -> bytes:
+        data = wire.broadcast_with_ack_data(packet, request_id, opts, seconds)
+        return self._message(MessageType.BROADCAST, data)
+
+    def _fetch_request(self, request_id: str, opts: BroadcastOptions) -> bytes:
+        return self._message(MessageType.FETCH_SOCKETS, wire.fetch_sockets_data(opts, request_id))
+
+    def _server_side_emit_request(self, data: list[Any], request_id: str | None) -> bytes:
+        body = wire.server_side_emit_data(data, request_id)
+        return self._message(MessageType.SERVER_SIDE_EMIT, body)
 
     def _respond(self, requester: str | None, kind: MessageType, data: Any) -> None:
         if requester is None:
             return
-        message = wire.encode_message(self.uid, self.namespace.name, kind, data)
-        self.link.publish_soon(self.channels.private(requester), message)
+        self.link.publish_soon(self.channels.private(requester), self._message(kind, data))
 
     # -- outgoing ------------------------------------------------------------------
 
@@ -425,81 +430,6 @@ class RedisStreamsAdapter(InMemoryAdapter):
             raise
         # Delivered here by the reader, in stream order with the other nodes' events.
 
-    async def broadcast_with_ack(
-        self,
-        packet: Packet,
-        opts: BroadcastOptions,
-        on_recipients: RecipientsCallback,
-        on_ack: Callable[[SocketId, list[Any] | None], None],
-    ) -> None:
-        local_only = opts.local
-        await super().broadcast_with_ack(
-            packet, opts, partial(on_recipients, complete=local_only), on_ack
-        )
-        if local_only:
-            return
-        request_id = new_uid(8)
-        remote = RemoteAcks(request_id, on_recipients, on_ack)
-        self._ack_requests[request_id] = remote
-        seconds = opts.timeout if opts.timeout is not None else self.options.requests_timeout
-        self.link.start_soon(self._forget_ack_request, request_id, seconds)
-        try:
-            data = wire.broadcast_with_ack_data(packet, request_id, opts, seconds)
-            await self._publish(MessageType.BROADCAST, data)
-            remote.set_servers(await self.link.server_count(self.channels.public) - 1)
-        except ClusterUnavailableError:
-            self._ack_requests.pop(request_id, None)
-            raise
-
-    async def _forget_ack_request(self, request_id: str, seconds: float) -> None:
-        await anyio.sleep(seconds)
-        self._ack_requests.pop(request_id, None)
-
-    async def _ask(
-        self, kind: MessageType, build: Callable[[str], Any], what: str, seconds: float
-    ) -> list[Any]:
-        """Publish a request to the other nodes and wait for each one's reply."""
-        others = await self.link.server_count(self.channels.public) - 1
-        if others <= 0:
-            return []
-        request_id, pending = self.requests.open(others)
-        self._request_kinds[request_id] = kind
-        try:
-            await self._publish(kind, build(request_id))
-            return await pending.wait(seconds, what)
-        finally:
-            self.requests.close(request_id)
-            self._request_kinds.pop(request_id, None)
-
-    async def fetch_sockets(self, opts: BroadcastOptions) -> list[SocketDetails]:
-        local = await super().fetch_sockets(opts)
-        if opts.local:
-            return local
-        from realtime.socketio.broadcast import BroadcastOperator
-
-        base = BroadcastOperator(self.namespace)  # type: ignore[arg-type]
-
-        def sockets(replies: list[Any]) -> list[SocketDetails]:
-            found: list[SocketDetails] = list(local)
-            for reply in replies:
-                for raw in reply if isinstance(reply, list) else ():
-                    remote = RemoteSocket.parse(raw, base)
-                    if remote is not None:
-                        found.append(remote)
-            return found
-
-        try:
-            replies = await self._ask(
-                MessageType.FETCH_SOCKETS,
-                partial(wire.fetch_sockets_data, opts),
-                "fetchSockets response",
-                self.options.requests_timeout,
-            )
-        except ClusterTimeoutError as exc:
-            exc.responses = sockets(exc.responses)
-            raise
-        return sockets(replies)
-
     async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         rooms = list(rooms)
         await super().add_sockets(opts, rooms)
@@ -517,23 +447,6 @@ class RedisStreamsAdapter(InMemoryAdapter):
             data = wire.disconnect_data(opts, close=close)
             await self._append(MessageType.DISCONNECT_SOCKETS, data)
         await super().disconnect_sockets(opts, close=close)
-
-    async def server_side_emit(self, event: str, args: Sequence[Any]) -> int:
-        data = wire.server_side_emit_data([event, *args])
-        reached = await self._publish(MessageType.SERVER_SIDE_EMIT, data)
-        if self.link.spans_nodes:  # PUBLISH counts the receiving node's subscribers only
-            reached = await self.link.server_count(self.channels.public)
-        return max(0, reached - 1)  # this server is subscribed too
-
-    async def server_side_emit_with_ack(
-        self, event: str, args: Sequence[Any], seconds: float | None
-    ) -> list[Any]:
-        return await self._ask(
-            MessageType.SERVER_SIDE_EMIT,
-            partial(wire.server_side_emit_data, [event, *args]),
-            "serverSideEmit response",
-            seconds if seconds is not None else self.options.requests_timeout,
-        )
 
     # -- incoming: the stream ------------------------------------------------------
 
@@ -596,15 +509,10 @@ class RedisStreamsAdapter(InMemoryAdapter):
             self._respond(message.uid, MessageType.FETCH_SOCKETS_RESPONSE, reply)
         elif kind == MessageType.SERVER_SIDE_EMIT:
             self.link.start_soon(self._server_side, message.uid, data)
-        elif kind in (MessageType.BROADCAST_CLIENT_COUNT, MessageType.BROADCAST_ACK):
-            remote = self._ack_requests.get(str(data.get("requestId")))
-            if remote is None:
-                return
-            if kind == MessageType.BROADCAST_CLIENT_COUNT:
-                count = data.get("clientCount")
-                remote.client_count(count if isinstance(count, int) else 0)
-            else:
-                remote.ack(data.get("packet"))
+        elif kind == MessageType.BROADCAST_CLIENT_COUNT:
+            self._ack_response(data.get("requestId"), count=data.get("clientCount"))
+        elif kind == MessageType.BROADCAST_ACK:
+            self._ack_response(data.get("requestId"), value=data.get("packet"))
         elif kind == MessageType.FETCH_SOCKETS_RESPONSE:
             found_there = data.get("sockets")
             self._answer(data, kind, found_there if isinstance(found_there, list) else [])
@@ -617,35 +525,29 @@ class RedisStreamsAdapter(InMemoryAdapter):
             self.requests.answer(request_id, value)
 
     async def _server_side(self, requester: str | None, data: dict[str, Any]) -> None:
-        packet = data.get("packet")
-        if not isinstance(packet, list) or not packet or not isinstance(packet[0], str):
-            return
-        try:
-            result = await self.namespace.handle_server_side(packet[0], packet[1:])
-        except Exception:
-            logger.exception("error in server-side handler for %r", packet[0])
-            return
         request_id = data.get("requestId")
-        if request_id is not None:
-            reply = wire.server_side_emit_response_data(str(request_id), result)
-            self._respond(requester, MessageType.SERVER_SIDE_EMIT_RESPONSE, reply)
+
+        def reply(result: Any) -> None:
+            body = wire.server_side_emit_response_data(str(request_id), result)
+            self._respond(requester, MessageType.SERVER_SIDE_EMIT_RESPONSE, body)
+
+        await self._run_server_side(data.get("packet"), reply if request_id is not None else None)
 
     def _remote_broadcast_with_ack(self, message: wire.Message) -> None:
         broadcast = wire.decode_broadcast(message)
         request_id = str(broadcast.request_id)
-        packet = replace(broadcast.packet, id=self.namespace.next_ack_id())
-        requester = message.uid
-
-        def on_recipients(sids: Sequence[SocketId], /, *, complete: bool = True) -> None:
-            data = wire.client_count_data(request_id, len(sids))
-            self._respond(requester, MessageType.BROADCAST_CLIENT_COUNT, data)
-
-        def on_ack(sid: SocketId, args: list[Any] | None) -> None:
-            if args is not None:
-                data = wire.broadcast_ack_data(request_id, ack_value(args))
-                self._respond(requester, MessageType.BROADCAST_ACK, data)
-
-        self.broadcast_with_ack_now(packet, broadcast.opts, on_recipients, on_ack)
+        self._answer_broadcast_with_ack(
+            broadcast.packet,
+            broadcast.opts,
+            lambda n: self._respond(
+                message.uid,
+                MessageType.BROADCAST_CLIENT_COUNT,
+                wire.client_count_data(request_id, n),
+            ),
+            lambda value: self._respond(
+                message.uid, MessageType.BROADCAST_ACK, wire.broadcast_ack_data(request_id, value)
+            ),
+        )
 
     # -- connection state recovery -------------------------------------------------
 

@@ -48,6 +48,20 @@ def require_node() -> str:
     return node
 
 
+def node_json(script: str, *args: str, package: str) -> Any:
+    """Run ``tests/node/<script>`` (it needs npm ``package``); the JSON it prints."""
+    node = require_node()
+    node_dir = ROOT / "tests" / "node"
+    require((node_dir / "node_modules" / package).is_dir(), "npm ci in tests/node")
+    done = subprocess.run(
+        [node, script, *args], cwd=node_dir, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    import json
+
+    return json.loads(done.stdout)
+
+
 @contextlib.contextmanager
 def serve(app: Any, *, port: int | None = None, **uvicorn_options: Any) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a thread; yield ``http://127.0.0.1:<port>``."""

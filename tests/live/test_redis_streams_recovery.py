@@ -10,7 +10,6 @@ restores one we wrote.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,12 +35,12 @@ from tests.live.redis_servers import (
     require_shared_redis,
     unique_key,
 )
-from tests.servers import ROOT, require, require_node
+from tests.servers import node_json
 from tests.unit.test_adapter_memory import RecordingNamespace
 
 pytestmark = [pytest.mark.live, pytest.mark.redis, pytest.mark.anyio, pytest.mark.timeout(60)]
 
-NODE_DIR = ROOT / "tests" / "node"
+REDIS = "redis://127.0.0.1:6379"
 WINDOW = 30.0  # max_disconnection_duration of these tests
 
 
@@ -58,7 +57,7 @@ def key() -> Iterator[str]:
 
 @asynccontextmanager
 async def node(
-    key: str, url: str = "redis://127.0.0.1:6379", **options: Any
+    key: str, url: str = REDIS, **options: Any
 ) -> AsyncIterator[tuple[RedisStreamsAdapter, RecordingNamespace]]:
     """One node: a streams adapter for "/" with its own link and reader, running."""
     factory = RedisStreamsAdapter.factory(
@@ -225,21 +224,10 @@ async def test_a_restored_session_is_not_overwritten_by_its_old_node(key: str) -
 
 
 def run_node(key: str, *args: str) -> dict[str, Any]:
-    node_bin = require_node()
-    require(
-        (NODE_DIR / "node_modules" / "@socket.io" / "redis-streams-adapter").is_dir(),
-        "npm ci in tests/node",
+    out = node_json(
+        "streams_sessions.mjs", REDIS, key, *args, package="@socket.io/redis-streams-adapter"
     )
-    done = subprocess.run(
-        [node_bin, "streams_sessions.mjs", "redis://127.0.0.1:6379", key, *args],
-        cwd=NODE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return dict(out)
 
 
 async def test_a_session_node_wrote_is_restored_here(key: str) -> None:
@@ -293,7 +281,7 @@ async def test_redis_down_local_delivery_goes_on_and_restores_fail_as_unavailabl
         await a.save_session(record("p", []), connected=False)
         private_redis.stop()
         with anyio.fail_after(10):
-            while a.link.health.connected:
+            while a.link.health.connected:  # noqa: ASYNC110 - the link notices by itself
                 await anyio.sleep(0.02)
         with pytest.raises(ClusterUnavailableError):
             await a.broadcast(event("down"), BroadcastOptions())
@@ -303,7 +291,7 @@ async def test_redis_down_local_delivery_goes_on_and_restores_fail_as_unavailabl
         assert caught.value.failure is RecoveryFailure.STORE_UNAVAILABLE
         private_redis.start()
         with anyio.fail_after(20):
-            while not (a.link.health.connected and a.reader.reading):
+            while not (a.link.health.connected and a.reader.reading):  # noqa: ASYNC110
                 await anyio.sleep(0.05)
         await a.broadcast(event("up"), BroadcastOptions())
         with anyio.fail_after(10):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 from typing import Any
 
 import pytest
@@ -20,9 +19,8 @@ from realtime.adapters.base import BroadcastOptions, SocketId
 from realtime.adapters.recovery import SessionRecord
 from realtime.adapters.redis_wire import WireDecodeError
 from realtime.socketio.packets import Packet, PacketType
-from tests.servers import ROOT, require, require_node
+from tests.servers import node_json
 
-NODE_DIR = ROOT / "tests" / "node"
 UID = "nodeAA"
 T = wire.MessageType
 R1 = BroadcastOptions(rooms=frozenset({"r1"}))
@@ -31,19 +29,8 @@ NOT_R2 = BroadcastOptions(except_rooms=frozenset({"r2"}))
 
 @pytest.fixture(scope="module")
 def node_out() -> dict[str, Any]:
-    node = require_node()
-    require(
-        (NODE_DIR / "node_modules" / "@socket.io" / "redis-streams-adapter").is_dir(),
-        "npm ci in tests/node",
-    )
-    out = subprocess.run(
-        [node, "redis_streams_wire_vectors.mjs"],
-        cwd=NODE_DIR,
-        capture_output=True,
-        check=True,
-        timeout=30,
-    ).stdout
-    return dict(json.loads(out))
+    out = node_json("redis_streams_wire_vectors.mjs", package="@socket.io/redis-streams-adapter")
+    return dict(out)
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,6 @@ every Python encoder must produce the same bytes from the same inputs.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from typing import Any
 
 import pytest
@@ -16,28 +14,15 @@ import pytest
 from realtime.adapters import redis_wire as wire
 from realtime.adapters.base import BroadcastOptions
 from realtime.socketio.packets import Packet, PacketType
-from tests.servers import ROOT, require, require_node
+from tests.servers import node_json
 
-NODE_DIR = ROOT / "tests" / "node"
 UID = "nodeAA"
 
 
 @pytest.fixture(scope="module")
 def vectors() -> dict[str, dict[str, Any]]:
-    node = require_node()
-    require(
-        (NODE_DIR / "node_modules" / "@socket.io" / "redis-adapter").is_dir(),
-        "npm ci in tests/node",
-    )
-    out = subprocess.run(
-        [node, "redis_wire_vectors.mjs"],
-        cwd=NODE_DIR,
-        capture_output=True,
-        check=True,
-        timeout=30,
-    ).stdout
     found: dict[str, dict[str, Any]] = {}
-    for vector in json.loads(out):
+    for vector in node_json("redis_wire_vectors.mjs", package="@socket.io/redis-adapter"):
         vector["raw"] = bytes.fromhex(vector["hex"])
         found[vector["name"]] = vector
     return found

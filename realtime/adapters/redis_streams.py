@@ -612,14 +612,16 @@ class RedisStreamsAdapter(PeeringAdapter):
             record = wire.decode_session(raw)  # type: ignore[arg-type]
         except ProtocolError as exc:
             raise RecoveryError(RecoveryFailure.UNKNOWN_SESSION, f"unreadable: {exc}") from exc
-        self._owner_tokens[pid] = token
         start = offset or record.offset
         if start is None:
             raise RecoveryError(RecoveryFailure.UNKNOWN_OFFSET, "no offset")
         try:
-            return await self._replay(record, start, attach)
+            restored = await self._replay(record, start, attach)
         except ClusterUnavailableError as exc:
             raise RecoveryError(RecoveryFailure.STORE_UNAVAILABLE, str(exc)) from exc
+        # Kept only for a session taken up (no await since attach: no save came first).
+        self._owner_tokens[pid] = token
+        return restored
 
     async def _replay(
         self, record: SessionRecord, start: str, attach: Callable[[RestoredSession], None]

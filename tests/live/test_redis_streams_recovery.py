@@ -193,13 +193,14 @@ async def test_refusals(key: str) -> None:
             return caught.value.failure
 
         assert await failure("nobody", offset) is RecoveryFailure.UNKNOWN_SESSION
-        for bad in ("1-0", "x", "5-1\n", "99999999999999-0"):
-            await a.save_session(record("p", []), connected=False)
-            assert await failure("p", bad) is RecoveryFailure.UNKNOWN_OFFSET, bad
+        for i, bad in enumerate(("1-0", "x", "5-1\n", "99999999999999-0")):
+            await a.save_session(record(f"p{i}", []), connected=False)
+            assert await failure(f"p{i}", bad) is RecoveryFailure.UNKNOWN_OFFSET, bad
         await a.save_session(record("p", []), connected=False)
         assert await failure("p", None) is RecoveryFailure.UNKNOWN_OFFSET  # none at all
         # taken, even when refused (as Node's GETDEL): the session is gone
         assert await failure("p", offset) is RecoveryFailure.UNKNOWN_SESSION
+        assert not a._owner_tokens  # a refused session leaves nothing in memory
 
 
 async def test_a_restored_session_is_not_overwritten_by_its_old_node(key: str) -> None:

@@ -267,6 +267,35 @@ async def test_a_session_written_here_is_restored_by_node(key: str) -> None:
     ]
 
 
+async def test_namespaces_spread_over_streams_as_node_routes_them(key: str) -> None:
+    """``stream_count`` 3: each namespace's entries go to the stream Node's hash names
+    (a negative hash gives "<name>--2", as in Node) and its reader delivers them."""
+    factories = [
+        RedisStreamsAdapter.factory(REDIS, stream_name=key, channel_prefix=key, stream_count=3)
+        for _ in range(2)
+    ]
+    names = ["/", "/notifications"]
+    namespaces = [[RecordingNamespace(name=n) for n in names] for _ in factories]
+    adapters = [[f(ns) for ns in row] for f, row in zip(factories, namespaces, strict=True)]
+    async with factories[0].lifespan(), factories[1].lifespan():
+        for adapter in adapters[0] + adapters[1]:
+            await adapter.init()
+        sid = SocketId("s")
+        for adapter in adapters[0]:
+            await adapter.add_all(sid, [sid])
+        for adapter, name in zip(adapters[1], names, strict=True):
+            await adapter.broadcast(Packet(PacketType.EVENT, name, ["e", name]), BroadcastOptions())
+        with anyio.fail_after(10):
+            while not all(ns.delivered for ns in namespaces[0]):  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+        for adapter in adapters[0] + adapters[1]:
+            await adapter.close()
+    assert [a.stream for a in adapters[0]] == [f"{key}-{47 % 3}", f"{key}--2"]
+    frames_at = [[f[0].ws for _, f, _ in ns.delivered] for ns in namespaces[0]]
+    assert frames_at == [['42["e","/"]'], ['42/notifications,["e","/notifications"]']]
+    redis_py.Redis().delete(*(a.stream for a in adapters[0]))
+
+
 @pytest.fixture
 def private_redis() -> Iterator[RedisServer]:
     with redis_server() as server:

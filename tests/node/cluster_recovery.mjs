@@ -6,10 +6,12 @@
 //   node cluster_recovery.mjs move <from-url> <to-url> <sender-url> <redis-url>
 //     a client in room "r" loses its connection on one node; events reach the room
 //     meanwhile; it comes back on another node.
-//   node cluster_recovery.mjs crash <victim-url> <victim-pid> <survivor-url> <other-url> <redis-url> <clients>
+//   node cluster_recovery.mjs crash <victim-url> <victim-pid> <witness-url> <other-url> <redis-url>
+//                                   <clients> <back-url> <live|quiet>
 //     clients of the victim node sit in rooms "ra"/"rb" while senders on the two
 //     other nodes keep sending to those rooms; the victim is killed (SIGKILL); each
-//     client comes back on the survivor. Witnesses on the survivor see every event.
+//     client comes back on the node at <back-url>, while the senders go on ("live")
+//     or once they have stopped ("quiet"). Witnesses on <witness-url> see every event.
 // Prints one JSON line with what the clients saw.
 import { io } from "socket.io-client";
 import { createClient } from "redis";
@@ -96,7 +98,7 @@ if (scenario === "move") {
   out.texts = texts(x);
   out.lastArgs = x.seen.filter(([e]) => e === "room-message").map((e) => e.length);
 } else if (scenario === "crash") {
-  const [victim, victimPid, survivor, other, , count] = args;
+  const [victim, victimPid, witnessUrl, other, , count, backUrl, mode] = args;
   const rooms = ["ra", "rb"];
   const xs = [];
   for (let i = 0; i < Number(count); i++) {
@@ -106,41 +108,48 @@ if (scenario === "move") {
   }
   const witnesses = {};
   for (const room of rooms) {
-    witnesses[room] = await client(survivor, `w-${room}`);
+    witnesses[room] = await client(witnessUrl, `w-${room}`);
     await witnesses[room].timeout(WAIT).emitWithAck("join", room);
   }
   for (const [i, x] of xs.entries()) await until(sessionHas(x, rooms[i % 2]), `session of x${i}`);
-  const senders = [await client(survivor, "s1"), await client(other, "s2")];
+  const senders = [await client(witnessUrl, "s1"), await client(other, "s2")];
   let sending = true;
+  const last = Object.fromEntries(rooms.map((room) => [room, []])); // per room, per sender
   const loops = senders.map(async (s, k) => {
     for (let n = 0; sending; n++) {
-      for (const room of rooms) s.emit("to-room", room, `s${k + 1}-${room}-${n}`);
+      for (const room of rooms) s.emit("to-room", room, (last[room][k] = `s${k + 1}-${room}-${n}`));
       await sleep(15);
     }
-    return s;
   });
+  const stop = async () => {
+    sending = false;
+    await Promise.all(loops);
+    const done = (room) => last[room].every((t) => texts(witnesses[room]).includes(t));
+    await until(() => rooms.every(done), "the senders' last events");
+  };
   await until(() => xs.every((x) => texts(x).length >= 6), "events flowing");
   const gone = xs.map((x) => waitFor(x, "disconnect"));
   process.kill(Number(victimPid), "SIGKILL");
   out.reasons = (await Promise.all(gone)).map(([reason]) => reason);
   await sleep(300); // events keep reaching the rooms while the clients are away
+  if (mode === "quiet") await stop();
   out.back = [];
   out.gaps = []; // how many events each client's room got while it was away
   for (const [i, x] of xs.entries()) {
     out.gaps.push(texts(witnesses[rooms[i % 2]]).length - texts(x).length);
-    out.back.push(await comeBack(x, survivor));
+    out.back.push(await comeBack(x, backUrl));
   }
-  const afterCount = texts(witnesses.ra).length + 40;
-  await until(() => texts(witnesses.ra).length >= afterCount, "more events after recovery");
-  sending = false;
-  // each sender's last event closes the run: every client must have it
-  await Promise.all(loops);
-  const marks = senders.map((s, k) => `end-${k}`);
+  if (mode !== "quiet") {
+    const more = texts(witnesses.ra).length + 40;
+    await until(() => texts(witnesses.ra).length >= more, "more events after recovery");
+    await stop();
+  }
+  // One closing event per sender, one after the other, that every client must get.
   for (const [k, s] of senders.entries()) {
-    for (const room of rooms) s.emit("to-room", room, marks[k]);
-  }
-  for (const socket of [...xs, ...Object.values(witnesses)]) {
-    await until(() => marks.every((m) => texts(socket).includes(m)), `the end at ${socket.name}`);
+    for (const room of rooms) s.emit("to-room", room, `end-${k}`);
+    for (const x of [...xs, ...Object.values(witnesses)]) {
+      await until(() => texts(x).includes(`end-${k}`), `end-${k} at ${x.name}`);
+    }
   }
   out.clients = xs.map((x, i) => ({ room: rooms[i % 2], texts: texts(x) }));
   out.witness = Object.fromEntries(rooms.map((r) => [r, texts(witnesses[r])]));

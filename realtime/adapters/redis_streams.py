@@ -339,6 +339,7 @@ class RedisStreamsAdapter(PeeringAdapter):
         )
         self.options = options
         self.link = factory.link
+        self._factory = factory
         self.stream = wire.stream_name(namespace.name, options.stream_name, options.stream_count)
         self.reader = factory.reader(self.stream)
         self.channels = wire.Channels(options.channel_prefix, namespace.name)
@@ -347,7 +348,8 @@ class RedisStreamsAdapter(PeeringAdapter):
 
     @property
     def health(self) -> RedisHealth:
-        return self.link.health
+        """The factory's health: the link's, ``connected`` only while the streams are read too."""
+        return self._factory.health
 
     def _subscriptions(self) -> dict[str, Dispatcher]:
         return {

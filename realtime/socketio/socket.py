@@ -179,10 +179,12 @@ class Socket:
         check_event(event)
         await self._notify_outgoing(event, args)
         packet = Packet(PacketType.EVENT, self.namespace.name, [event, *args])
-        if self.pid is not None:
-            await self.namespace.adapter.broadcast(
-                packet, BroadcastOptions(rooms=frozenset({self.id}))
-            )
+        # A socket still in its middleware is in no room yet: its frames wait in it.
+        if self.pid is not None and (
+            self._pending is None or self.namespace.sockets.get(self.id) is self
+        ):
+            own_room = BroadcastOptions(rooms=frozenset({self.id}))
+            await self.namespace.adapter.broadcast(packet, own_room)
             return
         await self._emit(packet)
 

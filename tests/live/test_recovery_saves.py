@@ -105,3 +105,20 @@ async def test_live_sessions_are_saved_again_before_they_would_expire() -> None:
         await until(lambda: len(saves) >= 3, limit=3.0)  # connect, then every 0.5 s
         assert all(connected for _, _, connected in saves)
         await client.disconnect()
+
+
+async def test_what_middleware_emits_still_arrives_with_recovery_on() -> None:
+    sio = Server(connection_state_recovery=True)
+
+    @sio.use
+    async def greet(socket: Socket) -> None:
+        await socket.emit("early", "from middleware")
+
+    with serve(sio.asgi_app()) as url:
+        client = socketio.AsyncClient(reconnection=False)
+        heard: list[Any] = []
+        client.on("early", lambda *args: heard.append(list(args)))
+        await client.connect(url, transports=["websocket"], wait_timeout=5)
+        await until(lambda: bool(heard))
+        assert heard == [["from middleware"]]
+        await client.disconnect()

@@ -122,3 +122,10 @@ async def test_what_middleware_emits_still_arrives_with_recovery_on() -> None:
         await until(lambda: bool(heard))
         assert heard == [["from middleware"]]
         await client.disconnect()
+
+
+def test_recovery_with_an_adapter_that_keeps_no_sessions_is_refused_at_once() -> None:
+    from realtime import InMemoryAdapter
+
+    with pytest.raises(ValueError, match="InMemoryAdapter keeps no sessions"):
+        Server(connection_state_recovery=True, adapter=InMemoryAdapter)

@@ -3,6 +3,8 @@
 from typing import TYPE_CHECKING, Any
 
 from realtime.adapters import Adapter, BroadcastOptions, InMemoryAdapter
+from realtime.adapters.recovery import RecoveryError, RecoveryFailure, RecoveryOptions
+from realtime.adapters.session_memory import SessionAwareAdapter
 from realtime.exceptions import (
     AckTimeoutError,
     BufferFullError,
@@ -71,8 +73,12 @@ __all__ = [
     "ProtocolError",
     "PublishError",
     "RealtimeError",
+    "RecoveryError",
+    "RecoveryFailure",
+    "RecoveryOptions",
     "ReservedEventError",
     "Server",
+    "SessionAwareAdapter",
     "SessionClosedError",
     "Socket",
     "SocketIOPacketError",

@@ -31,6 +31,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from realtime.adapters.cluster import RemoteSocket
 from realtime.adapters.memory import InMemoryAdapter
+from realtime.adapters.session_memory import SessionAwareAdapter
 from realtime.admin_wire import WatchedData, now_iso, serialize, serialize_remote
 from realtime.engineio.config import Transport
 from realtime.engineio.packets import OutPacket, message_size, utf8_size
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
     from realtime.socketio.server import Server
 
 logger = logging.getLogger(__name__)
+
+#: Adapters that reach this process only: nobody elsewhere hears what the UI is sent.
+_ONE_PROCESS = (InMemoryAdapter, SessionAwareAdapter)
 
 Mode = Literal["development", "production"]
 
@@ -307,7 +311,7 @@ class Monitor(SocketObserver):
     def has_audience(self) -> bool:
         """A UI may be listening: one is connected here, or on another node of a cluster
         (whose adapter forwards what this node emits)."""
-        return bool(self.admin.sockets) or type(self.admin.adapter) is not InMemoryAdapter
+        return bool(self.admin.sockets) or type(self.admin.adapter) not in _ONE_PROCESS
 
     # -- the /admin namespace -----------------------------------------------------
 

@@ -15,12 +15,15 @@ from realtime.adapters.base import (
     Adapter,
     SocketDetails,
     SocketId,
+    encode_frames,
 )
+from realtime.adapters.recovery import RecoveryError, RecoveryFailure, RestoredSession
 from realtime.engineio import OutPacket
 from realtime.exceptions import ConnectionRefusedError
 from realtime.socketio.broadcast import BroadcastOperator, Rooms
 from realtime.socketio.handlers import Handler, Middleware, call
 from realtime.socketio.packets import Packet, PacketType, encode
+from realtime.socketio.reasons import DisconnectReason
 from realtime.socketio.socket import Socket, SocketState
 
 if TYPE_CHECKING:
@@ -211,11 +214,20 @@ class Namespace(HandlerRegistry):
         """The adapter added local socket ``sid`` to ``room`` (it was not in it)."""
         if self.server.observer is not None:
             self.server.observer.room_joined(self._name, room, sid)
+        if self.server.recovery is not None:
+            self._rooms_changed(sid)
 
     def room_left(self, sid: SocketId, room: str) -> None:
         """The adapter removed local socket ``sid`` from ``room``."""
         if self.server.observer is not None:
             self.server.observer.room_left(self._name, room, sid)
+        if self.server.recovery is not None:
+            self._rooms_changed(sid)
+
+    def _rooms_changed(self, sid: SocketId) -> None:
+        socket = self.sockets.get(sid)
+        if socket is not None:
+            socket.session_changed()
 
     def expect_ack(self, sid: SocketId, ack_id: int, callback: AckCallback) -> None:
         socket = self.sockets.get(sid)
@@ -245,26 +257,47 @@ class Namespace(HandlerRegistry):
 
         However this ends (refused, the session gone meanwhile, cancelled),
         the socket is left in no namespace and no room unless it connected.
+        With connection state recovery on, a CONNECT carrying a ``pid`` takes up
+        its lost session (see :meth:`_recover`) or, failing that, starts anew.
         """
-        socket = Socket(self, connection, auth)
-        try:
-            for middleware in self.middleware:
-                await call(middleware, socket)
-        except ConnectionRefusedError as exc:
-            self._refuse(connection, exc)
-            return None
-        except Exception:
-            logger.exception("error in middleware of %s (socket %s)", self._name, socket.id)
-            self._refuse(connection, ConnectionRefusedError("Internal server error"))
-            return None
+        socket: Socket | None = None
+        failure: RecoveryFailure | None = None
+        recovery = self.server.recovery
+        if recovery is not None and isinstance(auth.get("pid"), str):
+            socket, failure = await self._recover(connection, auth)
+        if socket is None:
+            socket = Socket(self, connection, auth)
+            socket.recovery_failure = failure
+        if not (socket.recovered and recovery is not None and recovery.skip_middlewares):
+            try:
+                for middleware in self.middleware:
+                    await call(middleware, socket)
+            except ConnectionRefusedError as exc:
+                await self._drop(socket)
+                self._refuse(connection, exc)
+                return None
+            except Exception:
+                logger.exception("error in middleware of %s (socket %s)", self._name, socket.id)
+                await self._drop(socket)
+                self._refuse(connection, ConnectionRefusedError("Internal server error"))
+                return None
         if connection.session.closed:
+            if socket.recovered:
+                # Taken from the store for a connection that is gone: put it back.
+                await socket.end_session(DisconnectReason.TRANSPORT_CLOSE)
+            await self._drop(socket)
             return None
-        # In the namespace (and its own room) during the connect handler, so the
-        # handler can join rooms and be reached; its frames wait in the socket.
-        self.sockets[socket.id] = socket
-        connection.sockets[self._name] = socket
         try:
-            await self.adapter.add_all(socket.id, (socket.id,))
+            if not socket.recovered:
+                # In the namespace (and its own room) during the connect handler, so
+                # the handler can join rooms and be reached; its frames wait in the
+                # socket. The offset is read in the same step as the join (add_all does
+                # not yield): every recoverable event after it reaches the socket.
+                self.sockets[socket.id] = socket
+                connection.sockets[self._name] = socket
+                if socket.pid is not None:
+                    socket.connected_at(self.adapter.recovery_offset())
+                await self.adapter.add_all(socket.id, (socket.id,))
             refusal = await self._run_connect_handler(socket, auth)
         except BaseException:
             # Cancelled (shutdown, the connection's task): leave nothing behind.
@@ -280,12 +313,64 @@ class Namespace(HandlerRegistry):
             # left; pair the successful connect with its disconnect.
             await socket.run_disconnect_handlers()
             return None
-        reply = Packet(PacketType.CONNECT, self._name, {"sid": socket.id})
+        answer: dict[str, Any] = {"sid": socket.id}
+        if socket.pid is not None:
+            answer["pid"] = socket.pid
+        reply = Packet(PacketType.CONNECT, self._name, answer)
         frames = [OutPacket.message(part) for part in encode(reply)]
         await connection.session.send_now([*frames, *socket.accept()])
+        if socket.pid is not None and self.adapter.durable_sessions:
+            await socket.save_session()
         if socket.disconnect_requested is not None:
             await socket.disconnect(socket.disconnect_requested)
         return socket
+
+    async def _recover(
+        self, connection: Connection, auth: dict[str, Any]
+    ) -> tuple[Socket | None, RecoveryFailure | None]:
+        """Take up the session ``auth["pid"]`` from ``auth["offset"]`` (or, without
+        one, from where the session started: a client that had received nothing).
+
+        A socket of this process still holding the session (its connection lost
+        but not yet noticed) is closed first, so its record is the latest and its
+        cleanup cannot take the recovered socket's rooms (they share the id).
+        """
+        pid: str = auth["pid"]
+        offset = auth.get("offset")
+        for old in list(self.sockets.values()):
+            if old.pid == pid:
+                await old.hand_over()
+        recovered: list[Socket] = []
+
+        def attach(restored: RestoredSession) -> None:
+            socket = Socket(self, connection, auth, restored=restored.record)
+            if isinstance(offset, str):
+                # The client's own offset is newer than the record's: replay from it
+                # should this connection be lost before any event reaches it.
+                socket.connected_at(offset)
+            self.sockets[socket.id] = socket
+            connection.sockets[self._name] = socket
+            for args in restored.missed:
+                socket.write(encode_frames(Packet(PacketType.EVENT, self._name, args)))
+            recovered.append(socket)
+
+        try:
+            await self.adapter.restore_session(
+                pid, offset if isinstance(offset, str) else None, attach
+            )
+        except RecoveryError as exc:
+            logger.info("connection state not recovered in %s: %s", self._name, exc)
+            return None, exc.failure
+        except Exception as exc:
+            logger.warning("connection state not recovered in %s: %s", self._name, exc)
+            return None, RecoveryFailure.STORE_UNAVAILABLE
+        return recovered[0], None
+
+    @staticmethod
+    async def _drop(socket: Socket) -> None:
+        """A recovered socket is in the namespace and its rooms before middleware ran."""
+        if socket.recovered:
+            await socket.refuse()
 
     async def _run_connect_handler(
         self, socket: Socket, auth: dict[str, Any]

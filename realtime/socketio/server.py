@@ -265,6 +265,8 @@ class Server:
             try:
                 async with self.engine.lifespan():
                     self.engine.start_soon(self._close_unjoined)
+                    if self.recovery is not None:
+                        self.engine.start_soon(self._refresh_sessions, self.recovery)
                     if self.observer is not None:
                         self.observer.started()
                     yield
@@ -326,6 +328,18 @@ class Server:
         connection = self.connections.pop(session.sid, None)
         if connection is not None:
             await connection.closed(reason)
+
+    async def _refresh_sessions(self, recovery: RecoveryOptions) -> None:
+        """Save every live session again twice per ``max_disconnection_duration``, where
+        sessions outlive the process: a record in the store never expires while its
+        socket is connected, so a node that crashes leaves every session recoverable."""
+        while True:
+            await anyio.sleep(recovery.max_disconnection_duration / 2)
+            for namespace in list(self.namespaces.values()):
+                if not namespace.adapter.durable_sessions:
+                    continue
+                for socket in list(namespace.sockets.values()):
+                    await socket.save_session()
 
     async def connect(self, connection: Connection, name: str, auth: dict[str, Any]) -> None:
         if connection.session.closed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import enum
 import logging
 import secrets
@@ -14,6 +15,7 @@ import anyio
 from starlette.datastructures import Headers
 
 from realtime.adapters.base import AckCallback, BroadcastOptions, SocketId, encode_frames
+from realtime.adapters.recovery import RecoveryFailure, SessionRecord
 from realtime.engineio import OutPacket
 from realtime.exceptions import AckTimeoutError, SessionClosedError
 from realtime.socketio.broadcast import BroadcastOperator, Rooms, check_event, room_set
@@ -70,6 +72,19 @@ _CONNECTED = SocketState.CONNECTED
 _DISCONNECTING = SocketState.DISCONNECTING
 
 
+#: Disconnections after which the session is kept for the client to recover: the
+#: connection was lost, not left (the reference server's list).
+RECOVERABLE_REASONS = frozenset(
+    {
+        DisconnectReason.TRANSPORT_ERROR,
+        DisconnectReason.TRANSPORT_CLOSE,
+        DisconnectReason.FORCED_CLOSE,
+        DisconnectReason.PING_TIMEOUT,
+        DisconnectReason.SERVER_SHUTTING_DOWN,
+    }
+)
+
+
 def new_socket_id() -> SocketId:
     # 20 URL-safe characters, the length of the reference server's ids.
     return SocketId(secrets.token_urlsafe(15))
@@ -84,9 +99,16 @@ class Socket:
     (return :data:`NO_ACK` to send none).
     """
 
-    def __init__(self, namespace: Namespace, connection: Connection, auth: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        namespace: Namespace,
+        connection: Connection,
+        auth: dict[str, Any],
+        *,
+        restored: SessionRecord | None = None,
+    ) -> None:
         request = connection.session.request
-        self.id = new_socket_id()
+        self.id = restored.sid if restored is not None else new_socket_id()
         self.namespace = namespace
         self.connection = connection
         self.handshake = Handshake(
@@ -98,7 +120,24 @@ class Socket:
             url=request.url,
             secure=request.secure,
         )
-        self.data: dict[str, Any] = {}
+        self.data: dict[str, Any] = restored.data if restored is not None else {}
+        #: With connection state recovery on: the private id the client brings back
+        #: to recover this socket (sent in the CONNECT reply only); ``None`` when off.
+        self.pid: str | None = None
+        #: Whether this socket took up a session its client had lost (rooms, data and
+        #: missed events restored), as ``socket.recovered`` in the reference server.
+        self.recovered = restored is not None
+        #: Why the client's request to recover was refused, when it was.
+        self.recovery_failure: RecoveryFailure | None = None
+        # Where replay starts if the client brings no offset (see SessionRecord.offset).
+        self._offset: str | None = None
+        self._save_pending = False
+        self._saved_data: Any = None
+        if restored is not None:
+            self.pid = restored.pid
+            self._offset = restored.offset
+        elif namespace.server.recovery is not None:
+            self.pid = new_socket_id()
         self.state = SocketState.CONNECTING
         #: Why the socket was disconnected, once it is.
         self.disconnect_reason: DisconnectReason | None = None
@@ -131,10 +170,21 @@ class Socket:
     # -- sending ------------------------------------------------------------------
 
     async def emit(self, event: str, *args: Any) -> None:
-        """Send an event to this client (bytes anywhere in ``args`` travel as binary)."""
+        """Send an event to this client (bytes anywhere in ``args`` travel as binary).
+
+        With connection state recovery on, it goes through the adapter as a
+        broadcast to the socket's own room, as in the reference server: it gets an
+        offset and is kept, so a client that lost its connection gets it on return.
+        """
         check_event(event)
         await self._notify_outgoing(event, args)
-        await self._emit(Packet(PacketType.EVENT, self.namespace.name, [event, *args]))
+        packet = Packet(PacketType.EVENT, self.namespace.name, [event, *args])
+        if self.pid is not None:
+            await self.namespace.adapter.broadcast(
+                packet, BroadcastOptions(rooms=frozenset({self.id}))
+            )
+            return
+        await self._emit(packet)
 
     async def send(self, *args: Any) -> None:
         await self.emit("message", *args)
@@ -253,6 +303,62 @@ class Socket:
     async def leave(self, room: str) -> None:
         await self.namespace.adapter.delete(self.id, room)
 
+    # -- connection state recovery ----------------------------------------------------
+
+    def session_record(self) -> SessionRecord:
+        """What is kept of this socket for its client to recover (a snapshot)."""
+        assert self.pid is not None, "connection state recovery is off"
+        return SessionRecord(
+            sid=self.id,
+            pid=self.pid,
+            rooms=sorted(self.rooms),
+            data=copy.deepcopy(self.data),
+            offset=self._offset,
+        )
+
+    def session_changed(self) -> None:
+        """Rooms or data changed: with a store that outlives the process, save again
+        soon (one save in flight per socket; the latest state wins)."""
+        if (
+            self._save_pending
+            or self.pid is None
+            or not self.namespace.adapter.durable_sessions
+            or self.state is not _CONNECTED
+        ):
+            return
+        self._save_pending = True
+        self.namespace.server.engine.start_soon(self.save_session)
+
+    async def save_session(self) -> None:
+        """Write this connected socket's record to the adapter's store (errors are logged)."""
+        self._save_pending = False
+        if self.state is not _CONNECTED or self.pid is None:
+            return
+        record = self.session_record()
+        self._saved_data = record.data
+        try:
+            await self.namespace.adapter.save_session(record, connected=True)
+        except Exception as exc:
+            logger.warning("socket %s: session not saved: %s", self.id, exc)
+
+    def connected_at(self, offset: str | None) -> None:
+        """Replay starts at ``offset`` for a client that brings none: the event log's
+        position when the socket joined its rooms (or the client's last offset)."""
+        self._offset = offset
+
+    async def end_session(self, reason: DisconnectReason) -> None:
+        """Keep the session for its client to recover, or forget it (it left on purpose)."""
+        if self.pid is None:
+            return
+        adapter = self.namespace.adapter
+        try:
+            if reason in RECOVERABLE_REASONS:
+                await adapter.save_session(self.session_record(), connected=False)
+            else:
+                await adapter.discard_session(self.pid)
+        except Exception as exc:
+            logger.warning("socket %s: session not kept: %s", self.id, exc)
+
     # -- handlers -----------------------------------------------------------------
 
     def on(self, event: str, handler: H) -> H:
@@ -296,6 +402,14 @@ class Socket:
         self._send(Packet(PacketType.DISCONNECT, self.namespace.name))
         await self.closed(DisconnectReason.SERVER_NAMESPACE_DISCONNECT)
 
+    async def hand_over(self) -> None:
+        """The client takes this session up over another connection: tell the old one
+        (a DISCONNECT, should it still be there) and keep the session for the new."""
+        if self.state is not SocketState.CONNECTED:
+            return
+        self._send(Packet(PacketType.DISCONNECT, self.namespace.name))
+        await self.closed(DisconnectReason.TRANSPORT_CLOSE)
+
     async def closed(self, reason: DisconnectReason) -> None:
         """Run ``disconnecting`` (rooms still set), clean up, then ``disconnect``. Once.
 
@@ -324,6 +438,7 @@ class Socket:
             if self.namespace.server.observer is not None:
                 self.namespace.server.observer.socket_disconnected(self, reason.value)
             with anyio.CancelScope(shield=True):
+                await self.end_session(reason)
                 await self._leave()
         await self._lifecycle("disconnect", reason)
 
@@ -371,6 +486,13 @@ class Socket:
             ok, result = await self._guarded_result(event, handler, self, *args)
         if observer is not None:
             observer.handler_done(self.namespace.name, event, time.perf_counter() - started)
+        if (
+            self.pid is not None
+            and self.namespace.adapter.durable_sessions
+            and not self._save_pending
+            and self.data != self._saved_data
+        ):
+            self.session_changed()
         if ok and packet.id is not None and result is not NO_ACK:
             ack = Packet(PacketType.ACK, self.namespace.name, ack_args(result), packet.id)
             await self._emit(ack)

@@ -10,6 +10,7 @@ import pytest
 
 from realtime.adapters import BroadcastOptions, InMemoryAdapter, SocketId
 from realtime.adapters.base import AckCallback
+from realtime.adapters.recovery import RecoveryOptions
 from realtime.engineio import OutPacket
 from realtime.socketio.packets import Packet, PacketType
 
@@ -36,6 +37,7 @@ class RecordingNamespace:
     disconnected: list[tuple[SocketId, bool]] = field(default_factory=list)
     refuse: set[SocketId] = field(default_factory=set)
     room_changes: list[tuple[str, SocketId, str]] = field(default_factory=list)
+    recovery: RecoveryOptions | None = None
 
     def room_joined(self, sid: SocketId, room: str) -> None:
         self.room_changes.append(("joined", sid, room))

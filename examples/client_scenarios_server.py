@@ -87,7 +87,7 @@ def make_server(recovery: bool = False) -> Server:
     @sio.on("get-state")
     def get_state(socket: Socket) -> dict[str, Any]:
         rooms = sorted(r for r in socket.rooms if r != socket.id)
-        return {"recovered": getattr(socket, "recovered", False), "rooms": rooms}
+        return {"recovered": socket.recovered, "rooms": rooms}
 
     custom = sio.of("/custom")
     custom.on("echo", echo)

@@ -49,7 +49,7 @@ describe("chat demo in Chromium", { skip }, () => {
     p.evaluate(() => {
       const s = window.chat.socket;
       window.seen = [];
-      s.on("disconnect", (r, d) => window.seen.push(["disconnect", r, d && d.description]));
+      s.on("disconnect", (r, d) => window.seen.push(["disconnect", r, d ? d.description : null]));
       s.on("connect_error", () => window.seen.push(["connect_error"]));
       s.on("connect", () => window.seen.push(["connect", s.recovered, s.id]));
     });

@@ -279,6 +279,16 @@ const SCENARIOS = [
       t("transport", s.io.engine.transport.name, await s.emitWithAck("get-transport"));
     },
   },
+  {
+    name: "recovered, from a server without recovery",
+    differences: ["recovered-boolean"],
+    async run({ t, client }) {
+      const s = client("");
+      t("before", s.recovered);
+      await connected(s);
+      t("connected", s.recovered);
+    },
+  },
   ...["polling", "websocket"].map((transport) => ({
     name: `connection state recovery (${transport})`,
     recovery: true,
@@ -407,6 +417,13 @@ const KNOWN = {
       trace.map((e) => (e[0] === "received" ? [e[0], e[1].filter((v) => v !== "volatile offline")] : e));
     assert.deepEqual(strip(b), b, "ours never delivers a volatile emit made while disconnected");
     return [strip(a), b];
+  },
+  // socket.io-client sets `recovered` to `pid && ...`: undefined when the server sends no pid
+  "recovered-boolean": (a, b) => {
+    assert.deepEqual(b, [["before", false], ["connected", false]]);
+    const entry = a.find((e) => e[0] === "connected");
+    assert.equal(entry[1], undefined, "socket.io-client's recovered is undefined");
+    return [a.map((e) => (e === entry ? ["connected", false] : e)), b];
   },
 };
 

@@ -36,7 +36,7 @@ ADMIN_UI_DIRS = [
 ]
 DEFAULT_ROOM = "lobby"
 
-sio = Server(ping_interval=5.0, ping_timeout=5.0)
+sio = Server(ping_interval=5.0, ping_timeout=5.0, connection_state_recovery=True)
 
 
 def clean(value: Any, default: str, limit: int = 32) -> str:

@@ -80,6 +80,9 @@ class SessionAwareAdapter(InMemoryAdapter):
     async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
         self.broadcast_now(self.keep(packet, opts), opts)
 
+    def stamp(self, packet: Packet, opts: BroadcastOptions) -> Packet:
+        return self.keep(packet, opts)
+
     def keep(self, packet: Packet, opts: BroadcastOptions) -> Packet:
         """Give a recoverable packet its offset and keep it; others pass unchanged."""
         if self.namespace.recovery is None or not is_recoverable(packet, opts):

@@ -184,8 +184,12 @@ class Socket:
             self._pending is None or self.namespace.sockets.get(self.id) is self
         ):
             own_room = BroadcastOptions(rooms=frozenset({self.id}))
-            await self.namespace.adapter.broadcast(packet, own_room)
-            return
+            adapter = self.namespace.adapter
+            stamped = adapter.stamp(packet, own_room) if self.connected else None
+            if stamped is None:
+                await adapter.broadcast(packet, own_room)
+                return
+            packet = stamped  # kept with its offset; written the direct way below
         await self._emit(packet)
 
     async def send(self, *args: Any) -> None:

@@ -133,6 +133,7 @@ class Socket:
         self._offset: str | None = None
         self._save_pending = False
         self._saved_data: Any = None
+        self._own_room: BroadcastOptions | None = None
         if restored is not None:
             self.pid = restored.pid
             self._offset = restored.offset
@@ -183,7 +184,9 @@ class Socket:
         if self.pid is not None and (
             self._pending is None or self.namespace.sockets.get(self.id) is self
         ):
-            own_room = BroadcastOptions(rooms=frozenset({self.id}))
+            own_room = self._own_room
+            if own_room is None:
+                own_room = self._own_room = BroadcastOptions(rooms=frozenset({self.id}))
             adapter = self.namespace.adapter
             stamped = adapter.stamp(packet, own_room) if self.connected else None
             if stamped is None:

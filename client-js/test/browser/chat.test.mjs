@@ -85,6 +85,7 @@ describe("chat demo in Chromium", { skip }, () => {
     await seen(a, "connect");
     const events = await a.evaluate(() => window.seen);
     assert.deepEqual(events[events.length - 1], ["connect", true, id], "recovered, with the same id");
+    await hasNotice(b, `ann is back in ${room}`); // the demo's connect handler saw socket.recovered
     await send(b, "b4");
     await hasMessage(a, "b4");
     await send(a, "a2");

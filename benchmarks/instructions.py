@@ -2,6 +2,8 @@
 
     .venv/bin/python -m benchmarks.instructions --base 146ca36          # every scenario
     .venv/bin/python -m benchmarks.instructions --base main --scenarios echo-50x1 --top 25
+    .venv/bin/python -m benchmarks.instructions --base HEAD \
+        --now-env 'BENCH_OPTIONS={"connection_state_recovery": true}'   # a setting's cost
 
 Wall-clock throughput on a shared machine moves by tens of percent between
 runs; the number of instructions the server executes for a fixed amount of
@@ -238,12 +240,14 @@ class CallsProbe(Probe):
         return {"instructions": calls, "dump": str(self.dump)}
 
 
-def run_one(t: Target, s: Scenario, probe: Probe, log: IO[bytes]) -> dict[str, Any]:
+def run_one(
+    t: Target, s: Scenario, probe: Probe, log: IO[bytes], extra_env: dict[str, str]
+) -> dict[str, Any]:
     """One server under ``probe``, one loader; the probe's count for the measured part."""
     port = free_port()
     # realtime from the target's tree, the app from this one (see COUNTED_APP).
     path = os.pathsep.join([str(t.root), str(HERE / "targets")])
-    env = dict(os.environ, PYTHONPATH=path, PYTHONHASHSEED="0", BENCH_QUIET="1")
+    env = dict(os.environ, PYTHONPATH=path, PYTHONHASHSEED="0", BENCH_QUIET="1", **extra_env)
     env.pop("BENCH_REDIS_URL", None)
     proc = subprocess.Popen(
         probe.command([COUNTED_APP, *UVICORN_OPTIONS, *QUIET_UVICORN, "--port", str(port)]),
@@ -446,8 +450,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="count Python function calls (cProfile) instead of instructions",
     )
+    p.add_argument(
+        "--now-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment of the 'now' server only: with --base HEAD and "
+        """'BENCH_OPTIONS={"async_handlers": false}', a setting against the default""",
+    )
     p.add_argument("--out", default=str(RESULTS / "instructions.json"), help="JSON output path")
     args = p.parse_args(argv)
+    now_env = dict(item.split("=", 1) for item in args.now_env)
 
     what = "calls" if args.calls else "instructions"
     for tool in ("node",) if args.calls else ("valgrind", "callgrind_control", "node"):
@@ -487,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
                     out = DUMPS / f"{s.name}.{role}.{rep}.out"
                     probe = CallsProbe(out) if args.calls else Probe(out)
                     try:
-                        r = run_one(t, s, probe, log)
+                        r = run_one(t, s, probe, log, now_env if role == "now" else {})
                     except (RuntimeError, OSError, subprocess.SubprocessError) as e:
                         print(f"  {s.name:12} {role:6} #{rep + 1}: ERROR {e}", flush=True)
                         continue

@@ -7,11 +7,12 @@ connected socket.
 With ``BENCH_REDIS_URL`` set (scenario ``fanout-redis``) the server is one node
 of a cluster through :class:`realtime.adapters.redis.RedisAdapter`, on the
 channel prefix ``BENCH_REDIS_KEY``. With ``BENCH_QUIET=1`` no timer fires
-during a run (see ``QUIET``).
+during a run (see ``QUIET``). ``BENCH_OPTIONS`` (JSON) adds Server options.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -32,6 +33,9 @@ if REDIS_URL:
 
     key = os.environ.get("BENCH_REDIS_KEY", "socket.io")
     options["adapter"] = RedisAdapter.factory(url=REDIS_URL, key=key)
+# ``BENCH_OPTIONS``: more Server options as JSON, e.g. '{"async_handlers": false}'
+# (benchmarks.instructions --now-env compares a setting against the default).
+options.update(json.loads(os.environ.get("BENCH_OPTIONS", "{}")))
 sio = realtime.Server(**options)
 
 

@@ -7,7 +7,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import * as official from "socket.io-client";
 import * as ours from "../dist/index.mjs";
-import { startServer, next, scenarioServers, DOCUMENTED } from "./harness.mjs";
+import { startServer, next, scenarioServers, waitFor, DOCUMENTED } from "./harness.mjs";
 
 const CLIENTS = { official, ours };
 
@@ -279,7 +279,134 @@ const SCENARIOS = [
       t("transport", s.io.engine.transport.name, await s.emitWithAck("get-transport"));
     },
   },
+  {
+    name: "recovered, from a server without recovery",
+    differences: ["recovered-boolean"],
+    async run({ t, client }) {
+      const s = client("");
+      t("before", s.recovered);
+      await connected(s);
+      t("connected", s.recovered);
+    },
+  },
+  ...["polling", "websocket"].map((transport) => ({
+    name: `connection state recovery (${transport})`,
+    recovery: true,
+    async run({ t, client }) {
+      const s = client("", { transports: [transport] });
+      const { got, offsets } = recordEvents(s);
+      await connected(s);
+      t("first connect", s.recovered, await s.emitWithAck("get-state"));
+      const other = await connected(client("", { transports: ["websocket"] }));
+      await s.emitWithAck("join", "r1");
+      await other.emitWithAck("join", "r1");
+      await other.emitWithAck("to-room", "r1", { n: "before 1" });
+      await other.emitWithAck("to-all", { n: "before 2" }, 2);
+      await waitFor(() => got.length === 2, "the first events");
+      const id = s.id;
+      await drop(t, s, other, "r1", 1);
+      // meanwhile: to a room of the socket, to everyone, to its own id, and elsewhere
+      await other.emitWithAck("to-room", "r1", { n: "missed 1" });
+      await other.emitWithAck("to-all", { n: "missed 2" }, Buffer.from([1, 2]));
+      await other.emitWithAck("to-room", id, { n: "missed 3" });
+      await other.emitWithAck("to-room", "elsewhere", { n: "not for it" });
+      const lastSeen = offsets[offsets.length - 1];
+      await reconnect(s);
+      t("reconnected", s.recovered, s.id === id, s.connected);
+      const auth = await s.emitWithAck("get-auth");
+      t("sent", typeof auth.pid, auth.offset === lastSeen);
+      t("state", await s.emitWithAck("get-state"));
+      await other.emitWithAck("to-all", { n: "after" });
+      await waitFor(() => got.some((e) => e[1].n === "after"), "the event after recovering");
+      t("received", got);
+      t("offsets distinct", new Set(offsets).size === offsets.length, offsets.length);
+    },
+    check(trace) {
+      const entry = (k) => trace.find((e) => e[0] === k);
+      assert.deepEqual(entry("reconnected"), ["reconnected", true, true, true]);
+      assert.deepEqual(entry("state")[1], { recovered: true, rooms: ["r1"] });
+      // every missed event once, in order, each with its offset last
+      const received = entry("received")[1];
+      assert.deepEqual(
+        received.map((e) => e[1].n),
+        ["before 1", "before 2", "missed 1", "missed 2", "missed 3", "after"],
+      );
+      assert.ok(received.every((e) => e[e.length - 1] === OFFSET));
+    },
+  })),
+  {
+    // the reference server cannot recover a client that has no offset yet; ours can
+    name: "connection state recovery before any event",
+    recovery: true,
+    async run({ t, client }) {
+      const s = client("", { transports: ["websocket"] });
+      const { got } = recordEvents(s);
+      await connected(s);
+      const other = await connected(client("", { transports: ["websocket"] }));
+      await s.emitWithAck("join", "r2");
+      const id = s.id;
+      await drop(t, s, other, "r2", 0);
+      await other.emitWithAck("to-room", "r2", { n: "missed" });
+      await other.emitWithAck("to-room", id, { n: "missed (own room)" });
+      await reconnect(s);
+      t("reconnected", s.recovered, s.id === id, await s.emitWithAck("get-state"));
+      t("echo", await s.emitWithAck("echo", "flush")); // after any replay
+      t("received", got);
+    },
+    check(trace, server) {
+      const entry = (k) => trace.find((e) => e[0] === k);
+      if (server === "reference") {
+        assert.deepEqual(entry("reconnected"), ["reconnected", false, false, { recovered: false, rooms: [] }]);
+        assert.deepEqual(entry("received")[1], []);
+      } else {
+        assert.deepEqual(entry("reconnected"), ["reconnected", true, true, { recovered: true, rooms: ["r2"] }]);
+        assert.deepEqual(
+          entry("received")[1].map((e) => e[1].n),
+          ["missed", "missed (own room)"],
+        );
+      }
+    },
+  },
 ];
+
+/** An offset as the trace shows it (they are random ids). */
+const OFFSET = "<offset>";
+
+/**
+ * Records the `room-event` and `all-event` arguments as the listeners see them, the
+ * offset (a string, last) replaced with OFFSET in `got`, and kept as is in `offsets`.
+ */
+function recordEvents(s) {
+  const got = [];
+  const offsets = [];
+  for (const ev of ["room-event", "all-event"]) {
+    s.on(ev, (...args) => {
+      const last = args[args.length - 1];
+      if (typeof last === "string") offsets.push(last);
+      got.push([ev, ...args.slice(0, -1), typeof last === "string" ? OFFSET : last]);
+    });
+  }
+  return { got, offsets };
+}
+
+/**
+ * Drops `s`'s transport from the client side, its reconnection held back until
+ * `reconnect`, and waits until the server has seen it (`room` down to `left` sockets).
+ */
+async function drop(t, s, other, room, left) {
+  s.io.reconnection(false);
+  const d = next(s, "disconnect");
+  s.io.engine.close();
+  t("disconnect", (await d)[0], s.connected);
+  await waitFor(async () => (await other.emitWithAck("count-in", room)) === left, "the server to see it");
+}
+
+async function reconnect(s) {
+  s.io.reconnection(true);
+  const c = next(s, "connect");
+  s.connect();
+  await c;
+}
 
 /** Known differences, by the README row they document: a check of the exact difference. */
 const KNOWN = {
@@ -291,21 +418,33 @@ const KNOWN = {
     assert.deepEqual(strip(b), b, "ours never delivers a volatile emit made while disconnected");
     return [strip(a), b];
   },
+  // socket.io-client sets `recovered` to `pid && ...`: undefined when the server sends no pid
+  "recovered-boolean": (a, b) => {
+    assert.deepEqual(b, [["before", false], ["connected", false]]);
+    const entry = a.find((e) => e[0] === "connected");
+    assert.equal(entry[1], undefined, "socket.io-client's recovered is undefined");
+    return [a.map((e) => (e === entry ? ["connected", false] : e)), b];
+  },
 };
 
 for (const spec of scenarioServers()) {
   describe(`differential: socket.io-client vs ours (${spec.name} server)`, () => {
-    let srv;
+    let srv, recovering;
     before(async () => {
       srv = await startServer(spec);
+      recovering = await startServer(spec, { recovery: true });
     });
     after(async () => {
       await srv.stop();
+      await recovering.stop();
     });
     for (const scenario of SCENARIOS) {
       it(scenario.name, { timeout: scenario.timeout || 30000 }, async () => {
+        const server = scenario.recovery ? recovering : srv;
         const traces = {};
-        for (const [name, lib] of Object.entries(CLIENTS)) traces[name] = await run(lib, srv.url, scenario, srv);
+        for (const [name, lib] of Object.entries(CLIENTS)) traces[name] = await run(lib, server.url, scenario, server);
+        // what each client must show, beyond being alike
+        if (scenario.check) for (const trace of Object.values(traces)) scenario.check(trace, spec.name);
         const ids = scenario.differences || [];
         for (const id of ids) assert.ok(DOCUMENTED.has(id), `difference ${id} is not in the README's table`);
         let { official: a, ours: b } = traces;

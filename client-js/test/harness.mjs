@@ -6,7 +6,7 @@ import { createServer, get } from "node:http";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startReference } from "./servers/reference.mjs";
+import { startReference, RECOVERY_OPTIONS } from "./servers/reference.mjs";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -94,13 +94,16 @@ async function startExternal(cmd, port) {
 
 /**
  * Starts a scenario server. Returns { url, port, stop(), restart() }; restart() starts it
- * again on the same port after stop().
+ * again on the same port after stop(). `recovery`: with connection state recovery on
+ * (the reference's RECOVERY_OPTIONS; `--recovery` appended to a command).
  */
-export async function startServer(spec = { cmd: "" }) {
+export async function startServer(spec = { cmd: "" }, { recovery = false } = {}) {
   const port = await freePort();
   const srv = { port, url: `http://127.0.0.1:${port}`, _h: null };
   const boot = async () => {
-    srv._h = spec.cmd ? await startExternal(spec.cmd, port) : await startReference(port);
+    srv._h = spec.cmd
+      ? await startExternal(spec.cmd + (recovery ? " --recovery" : ""), port)
+      : await startReference(port, recovery ? RECOVERY_OPTIONS : {});
   };
   srv.stop = async () => {
     if (srv._h) await srv._h.stop();

@@ -36,7 +36,7 @@ ADMIN_UI_DIRS = [
 ]
 DEFAULT_ROOM = "lobby"
 
-sio = Server(ping_interval=5.0, ping_timeout=5.0)
+sio = Server(ping_interval=5.0, ping_timeout=5.0, connection_state_recovery=True)
 
 
 def clean(value: Any, default: str, limit: int = 32) -> str:
@@ -83,6 +83,13 @@ async def enter(socket: Socket, room: str) -> None:
 
 @sio.on("connect")
 async def connect(socket: Socket, auth: dict[str, Any]) -> None:
+    if socket.recovered:
+        # Back after a lost connection: same nick and room, missed messages replayed.
+        room = room_of(socket)
+        if room:
+            await notice(room, f"{socket.data['nick']} is back in {room}")
+        await sio.emit("rooms", await room_list())
+        return
     socket.data["nick"] = clean(auth.get("nick"), "guest-" + socket.id[:4])
     socket.data["room"] = None
     await enter(socket, clean(auth.get("room"), DEFAULT_ROOM))
@@ -137,8 +144,8 @@ async def typing(socket: Socket, active: bool) -> None:
 
 @sio.on("disconnecting")
 async def disconnecting(socket: Socket, reason: str) -> None:
+    # socket.data keeps the room: a session that was only lost is taken up with it.
     room = room_of(socket)
-    socket.data["room"] = None
     if room:
         await socket.to(room).emit("typing", {"nick": socket.data["nick"], "typing": False})
         await notice(room, f"{socket.data['nick']} left {room}")

@@ -209,6 +209,12 @@ class Adapter(ABC):
     #: a crash loses nothing.
     durable_sessions: ClassVar[bool] = False
 
+    def stamp(self, packet: Packet, opts: BroadcastOptions) -> Packet | None:
+        """For an adapter that gives offsets without I/O: keep ``packet`` (sent to
+        ``opts``'s one local socket) and return it with its offset, so the socket
+        can write it itself; ``None``: send it with :meth:`broadcast`."""
+        return None
+
     def recovery_offset(self) -> str | None:
         """The offset a socket connecting now replays from if its client brings none:
         every recoverable event delivered after this call is after it."""

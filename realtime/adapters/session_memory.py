@@ -13,8 +13,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from realtime.adapters.base import BroadcastOptions, LocalNamespace
 from realtime.adapters.memory import InMemoryAdapter
@@ -32,8 +31,7 @@ if TYPE_CHECKING:
     from realtime.socketio.packets import Packet
 
 
-@dataclass(frozen=True, slots=True)
-class _Kept:
+class _Kept(NamedTuple):
     number: int
     rooms: frozenset[str]
     except_rooms: frozenset[str]
@@ -54,17 +52,16 @@ class SessionAwareAdapter(InMemoryAdapter):
     def __init__(self, namespace: LocalNamespace, *, clock: Callable[[], float] = time.monotonic):
         super().__init__(namespace)
         self._clock = clock
+        # Fixed for the server's life (RecoveryOptions is frozen): read once.
+        options = namespace.recovery or RecoveryOptions()
+        self._max_age = options.max_disconnection_duration
+        self._max_count = options.max_stored_packets
         self._prefix = secrets.token_hex(4) + "-"
         # Offset 0 is "before the first event": what a socket connecting first replays from.
         self._next = 1
         self._events: deque[_Kept] = deque()
         # pid -> (record, saved at); in save order, so the oldest is first.
         self._sessions: dict[str, tuple[SessionRecord, float]] = {}
-
-    @property
-    def _options(self) -> RecoveryOptions:
-        options = self.namespace.recovery
-        return options if options is not None else RecoveryOptions()
 
     def _offset(self, number: int) -> str:
         return f"{self._prefix}{number}"
@@ -80,23 +77,25 @@ class SessionAwareAdapter(InMemoryAdapter):
     async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
         self.broadcast_now(self.keep(packet, opts), opts)
 
+    def stamp(self, packet: Packet, opts: BroadcastOptions) -> Packet:
+        return self.keep(packet, opts)
+
     def keep(self, packet: Packet, opts: BroadcastOptions) -> Packet:
         """Give a recoverable packet its offset and keep it; others pass unchanged."""
         if self.namespace.recovery is None or not is_recoverable(packet, opts):
             return packet
         number = self._next
         self._next += 1
-        args = [*packet.data, self._offset(number)]
+        args = [*packet.data, f"{self._prefix}{number}"]
         now = self._clock()
         self._events.append(_Kept(number, opts.rooms, opts.except_rooms, args, now))
         self._prune_events(now)
-        return replace(packet, data=args)
+        return type(packet)(packet.type, packet.namespace, args, packet.id)
 
     def _prune_events(self, now: float) -> None:
-        options = self._options
         events = self._events
-        oldest = now - options.max_disconnection_duration
-        while events and (len(events) > options.max_stored_packets or events[0].at < oldest):
+        oldest = now - self._max_age
+        while events and (len(events) > self._max_count or events[0].at < oldest):
             events.popleft()
 
     def recovery_offset(self) -> str | None:
@@ -112,7 +111,7 @@ class SessionAwareAdapter(InMemoryAdapter):
         self._prune_sessions(now)
 
     def _prune_sessions(self, now: float) -> None:
-        oldest = now - self._options.max_disconnection_duration
+        oldest = now - self._max_age
         sessions = self._sessions
         while sessions:
             pid, (_, saved) = next(iter(sessions.items()))

@@ -92,6 +92,11 @@ class Namespace(HandlerRegistry):
         #: Handlers of events other servers send (``server_side_emit``), by event.
         self.server_handlers: dict[str, Handler] = {}
         self.adapter: Adapter = server.adapter_factory(self)
+        if server.recovery is not None and not self.adapter.supports_recovery:
+            raise ValueError(
+                f"{type(self.adapter).__name__} keeps no sessions: connection state recovery "
+                "needs SessionAwareAdapter (one process) or the Redis Streams adapter"
+            )
         self._ack_ids = itertools.count()
 
     @property

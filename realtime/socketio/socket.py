@@ -133,6 +133,7 @@ class Socket:
         self._offset: str | None = None
         self._save_pending = False
         self._saved_data: Any = None
+        self._own_room: BroadcastOptions | None = None
         if restored is not None:
             self.pid = restored.pid
             self._offset = restored.offset
@@ -179,11 +180,19 @@ class Socket:
         check_event(event)
         await self._notify_outgoing(event, args)
         packet = Packet(PacketType.EVENT, self.namespace.name, [event, *args])
-        if self.pid is not None:
-            await self.namespace.adapter.broadcast(
-                packet, BroadcastOptions(rooms=frozenset({self.id}))
-            )
-            return
+        # A socket still in its middleware is in no room yet: its frames wait in it.
+        if self.pid is not None and (
+            self._pending is None or self.namespace.sockets.get(self.id) is self
+        ):
+            own_room = self._own_room
+            if own_room is None:
+                own_room = self._own_room = BroadcastOptions(rooms=frozenset({self.id}))
+            adapter = self.namespace.adapter
+            stamped = adapter.stamp(packet, own_room) if self.connected else None
+            if stamped is None:
+                await adapter.broadcast(packet, own_room)
+                return
+            packet = stamped  # kept with its offset; written the direct way below
         await self._emit(packet)
 
     async def send(self, *args: Any) -> None:

@@ -189,3 +189,16 @@ def test_recovery_is_off_by_default() -> None:
     sio = Server()
     assert sio.recovery is None
     assert Server(connection_state_recovery=True).recovery == RecoveryOptions()
+
+
+def test_a_client_that_missed_more_than_is_kept_gets_a_new_session() -> None:
+    recorder = Recorder()
+    sio = make_server(RecoveryOptions(max_stored_packets=2), recorder)
+    with serve(sio.asgi_app()) as url:
+        result = run("missed", url, "websocket")
+    assert result["recovered"] is False
+    assert result["id"] != result["idBefore"]
+    assert result["rooms"] == []
+    events, _ = strip_offsets(result["seen"])
+    assert events == [["room-message", "before"]]
+    assert recorder.connects[-1]["failure"] == RecoveryFailure.UNKNOWN_OFFSET.value

@@ -71,6 +71,14 @@ function parseQuery(q: any): Record<string, string> {
 }
 
 /**
+ * Closers of the open sockets, called on the browser's `offline` event (as engine.io-client
+ * does: the connection is lost at once, not at the next ping timeout). One listener added
+ * when the module is evaluated, as a service worker requires.
+ */
+const offline: Array<() => void> = [];
+if (typeof g.addEventListener === "function") g.addEventListener("offline", () => offline.slice().forEach((f) => f()), false);
+
+/**
  * Engine.IO v4 client socket: handshake, heartbeat watchdog, buffered writes and
  * polling -> WebSocket upgrade.
  */
@@ -90,6 +98,7 @@ export class Engine extends Emitter {
   private _pingTimer: any;
   private _deadline = 0;
   private _unload: any;
+  private _offline?: () => void;
 
   constructor(uri?: string | EngineOptions, opts: EngineOptions = {}) {
     super();
@@ -122,6 +131,10 @@ export class Engine extends Emitter {
         }
       };
       g.addEventListener("beforeunload", this._unload, false);
+    }
+    // as engine.io-client: not for localhost, whose connections survive the network's loss
+    if (typeof g.addEventListener === "function" && !/^localhost(:|$)/.test(o.host)) {
+      offline.push((this._offline = () => this._onClose("transport close", { description: "network connection lost" })));
     }
     this._open();
   }
@@ -389,6 +402,8 @@ export class Engine extends Emitter {
       this.transport.close();
       this.transport.off();
       if (this._unload) g.removeEventListener("beforeunload", this._unload, false);
+      const i = offline.indexOf(this._offline as any);
+      if (i !== -1) offline.splice(i, 1);
       this.readyState = "closed";
       this.id = null;
       this.emitReserved("close", reason, desc);

@@ -81,6 +81,10 @@ export class Socket<
   readonly nsp: string;
   id: string | undefined;
   connected = false;
+  /**
+   * Whether the last connection recovered the previous session (connection state
+   * recovery): same id, rooms and data, and the events missed meanwhile delivered.
+   */
   recovered = false;
   auth: SocketOptions["auth"];
   receiveBuffer: any[][] = [];
@@ -94,6 +98,10 @@ export class Socket<
   private _opts: SocketOptions;
   private _any: Listener[] = [];
   private _anyOut: Listener[] = [];
+  /** The session's private id, given by a server with recovery on. */
+  private _pid?: string;
+  /** The offset of the last recoverable event processed (its last, string, argument). */
+  private _lastOffset?: string;
 
   constructor(io: Manager, nsp: string, opts?: Partial<SocketOptions>) {
     super();
@@ -262,6 +270,8 @@ export class Socket<
   }
 
   private _sendConnect(data: any): void {
+    // with a pid, ask to recover the session from the last offset seen
+    if (this._pid) data = Object.assign({ pid: this._pid, offset: this._lastOffset }, data);
     this.packet({ type: PacketType.CONNECT, nsp: this.nsp, data });
   }
 
@@ -287,7 +297,7 @@ export class Socket<
     if (p.nsp !== this.nsp) return;
     switch (p.type) {
       case PacketType.CONNECT:
-        if (p.data && p.data.sid) this._onConnect(p.data.sid);
+        if (p.data && p.data.sid) this._onConnect(p.data.sid, p.data.pid);
         else this.emitReserved("connect_error", new Error("invalid CONNECT packet"));
         break;
       case PacketType.EVENT:
@@ -323,6 +333,10 @@ export class Socket<
   private _emitEvent(args: any[]): void {
     for (const fn of this._any.slice()) fn.apply(this, args);
     super.emit.apply(this, args as any);
+    // a recoverable event's offset is its last argument, left there as socket.io-client
+    // does; recorded once the listeners have run
+    const last = args[args.length - 1];
+    if (this._pid && typeof last === "string") this._lastOffset = last;
   }
 
   private _ack(id: number): (...args: any[]) => void {
@@ -343,8 +357,10 @@ export class Socket<
     ack.apply(this, args);
   }
 
-  private _onConnect(id: string): void {
+  private _onConnect(id: string, pid?: string): void {
     this.id = id;
+    this.recovered = !!pid && this._pid === pid;
+    this._pid = pid;
     this.connected = true;
     this.receiveBuffer.forEach((a) => this._emitEvent(a));
     this.receiveBuffer = [];

@@ -1,4 +1,5 @@
-// The chat demo in Chromium: transports, fallbacks, reconnection, two users in a room.
+// The chat demo in Chromium: transports, fallbacks, reconnection, two users in a room,
+// connection state recovery after the network is lost.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chromiumSkip, launch, startChat, startNoWsProxy } from "./helpers.mjs";
@@ -39,6 +40,63 @@ describe("chat demo in Chromium", { skip }, () => {
       text,
       T,
     );
+  const hasNotice = (p, text) =>
+    p.waitForFunction((text) => document.getElementById("messages").textContent.includes(text), text, T);
+  /** The texts of the chat messages a page shows, in order. */
+  const messages = (p) => p.$$eval("#messages li.message .text", (els) => els.map((e) => e.textContent));
+  /** Records the page socket's disconnect, connect_error and connect events in `window.seen`. */
+  const watch = (p) =>
+    p.evaluate(() => {
+      const s = window.chat.socket;
+      window.seen = [];
+      s.on("disconnect", (r, d) => window.seen.push(["disconnect", r, d ? d.description : null]));
+      s.on("connect_error", () => window.seen.push(["connect_error"]));
+      s.on("connect", () => window.seen.push(["connect", s.recovered, s.id]));
+    });
+  const seen = (p, kind, n = 1, timeout = T.timeout) =>
+    p.waitForFunction(([kind, n]) => window.seen.filter((e) => e[0] === kind).length >= n, [kind, n], { timeout });
+
+  /**
+   * Two pages chat in `room`; `a`'s network is cut and `lose(a)` waits until its client
+   * has noticed; `b` chats meanwhile; back online, `a` recovers its session and shows every
+   * message once, in order. Returns `a`'s events (window.seen).
+   */
+  async function chatThroughOutage(room, init, lose) {
+    const a = await page(chat.url + `/?nick=ann&room=${room}`, init);
+    const b = await page(chat.url + `/?nick=bob&room=${room}`);
+    await Promise.all([transport(a, "websocket"), transport(b, "websocket")]);
+    await send(a, "a1");
+    await hasMessage(b, "a1");
+    await send(b, "b1");
+    await hasMessage(a, "b1");
+    await watch(a);
+    const id = await a.evaluate(() => window.chat.socket.id);
+    await a.context().setOffline(true);
+    // sent at once: the server may still believe ann connected and write it to a dead connection
+    await send(b, "b2");
+    await hasMessage(b, "b2");
+    await lose(a);
+    await hasNotice(b, `ann left ${room}`); // the server has seen the connection close
+    await send(b, "b3");
+    await hasMessage(b, "b3");
+    // offline a few seconds: ann's reconnection attempts fail meanwhile
+    await seen(a, "connect_error", 3);
+    await a.context().setOffline(false);
+    await seen(a, "connect");
+    const events = await a.evaluate(() => window.seen);
+    assert.deepEqual(events[events.length - 1], ["connect", true, id], "recovered, with the same id");
+    await hasNotice(b, `ann is back in ${room}`); // the demo's connect handler saw socket.recovered
+    await send(b, "b4");
+    await hasMessage(a, "b4");
+    await send(a, "a2");
+    await hasMessage(b, "a2");
+    const all = ["a1", "b1", "b2", "b3", "b4", "a2"];
+    assert.deepEqual(await messages(a), all, "every message once, in order");
+    assert.deepEqual(await messages(b), all);
+    await a.context().close();
+    await b.context().close();
+    return events;
+  }
 
   it("connects and ends on WebSocket", async () => {
     const p = await page(chat.url + "/?nick=ann&room=ws-room");
@@ -113,5 +171,25 @@ describe("chat demo in Chromium", { skip }, () => {
     await a.waitForFunction(() => document.getElementById("messages").textContent.includes("fay left shared"), null, T);
     await a.screenshot({ path: process.env.CHAT_SCREENSHOT || "/tmp/chat-demo.png" });
     await a.context().close();
+  });
+
+  it("recovers after the browser goes offline: every message once, in order", { timeout: 60000 }, async () => {
+    const events = await chatThroughOutage("csr-offline", null, async (a) => {
+      // Chromium fires `offline`, on which the client closes its transport at once (as
+      // socket.io-client does); the close reaches the server, which keeps the session
+      await seen(a, "disconnect");
+    });
+    assert.deepEqual(events[0], ["disconnect", "transport close", "network connection lost"]);
+  });
+
+  it("recovers after a silent network loss, noticed by the heartbeat", { timeout: 60000 }, async () => {
+    // The `offline` event hidden from the page: a connection lost without the browser
+    // knowing (a NAT or a proxy dropping it). Chromium's offline mode keeps the open
+    // WebSocket but passes no frame through it, so only the heartbeat shows the loss: the
+    // demo's 5 s ping interval and 5 s timeout (the default 25 s + 20 s would make this
+    // test last a minute). Meanwhile the server writes b2 to the dead connection.
+    const hide = () => window.addEventListener("offline", (e) => e.stopImmediatePropagation(), true);
+    const events = await chatThroughOutage("csr-silent", hide, (a) => seen(a, "disconnect", 1, 30000));
+    assert.deepEqual(events[0], ["disconnect", "ping timeout", null]);
   });
 });

@@ -146,6 +146,39 @@ describe("browser bundle in Chromium", { skip }, () => {
     assert.deepEqual(out.ours, [["error", "listener boom"], ["echo", "after"], ["connected", true]]);
   });
 
+  for (const transport of ["polling", "websocket"]) {
+    it(`the browser going offline closes the connection at once, as socket.io-client does (${transport})`, async () => {
+      const out = {};
+      for (const [name, global] of [["official", "officialIo"], ["ours", "io"]]) {
+        const p = await browser.newPage();
+        await p.goto(url);
+        await p.evaluate(
+          async ([global, transport]) => {
+            const s = (window.s = window[global]({ transports: [transport], forceNew: true, reconnectionDelay: 50 }));
+            window.seen = [];
+            s.on("disconnect", (r, d) => window.seen.push(["disconnect", r, d && d.description]));
+            s.on("connect", () => window.seen.push(["connect"]));
+            await new Promise((r) => s.once("connect", r));
+          },
+          [global, transport],
+        );
+        await p.context().setOffline(true);
+        // long before the reference's heartbeat (1 s + 2 s) could notice
+        await p.waitForFunction(() => window.seen.length === 2, null, { timeout: 1500 });
+        await p.context().setOffline(false);
+        await p.waitForFunction(() => window.seen.length === 3, null, { timeout: 10000 });
+        out[name] = await p.evaluate(() => {
+          const trace = window.seen.slice();
+          window.s.disconnect();
+          return trace;
+        });
+        await p.close();
+      }
+      assert.deepEqual(out.ours, out.official);
+      assert.deepEqual(out.ours, [["connect"], ["disconnect", "transport close", "network connection lost"], ["connect"]]);
+    });
+  }
+
   it("writes no sessionStorage unless rememberUpgrade is set", async () => {
     const p = await browser.newPage();
     await p.goto(url);

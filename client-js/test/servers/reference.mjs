@@ -1,13 +1,15 @@
 // Scenario server on the Node socket.io@4.8 reference implementation.
 // The Python counterpart (examples/client_scenarios_server.py) implements the same
 // events and namespaces; see test/README.md.
-// Usage: node test/servers/reference.mjs --port N   (or import { startReference }).
+// Usage: node test/servers/reference.mjs --port N [--recovery]   (or import { startReference }).
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
 
 export const SERVER_OPTIONS = { pingInterval: 1000, pingTimeout: 2000, maxHttpBufferSize: 1e6 };
+/** Added to SERVER_OPTIONS by `--recovery` (the recovery scenarios' server). */
+export const RECOVERY_OPTIONS = { connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true } };
 
 export function setupScenarios(io) {
   const flaky = new Map();
@@ -42,6 +44,25 @@ export function setupScenarios(io) {
       flaky.set(key, n);
       if (n >= 3) ack(n);
     });
+    // connection state recovery
+    socket.on("join", (room, ack) => {
+      socket.join(room);
+      ack();
+    });
+    socket.on("to-room", (room, ...args) => {
+      const ack = args.pop();
+      io.to(room).emit("room-event", ...args);
+      ack();
+    });
+    socket.on("to-all", (...args) => {
+      const ack = args.pop();
+      io.emit("all-event", ...args);
+      ack();
+    });
+    socket.on("count-in", async (room, ack) => ack((await io.in(room).fetchSockets()).length));
+    socket.on("get-state", (ack) =>
+      ack({ recovered: socket.recovered, rooms: [...socket.rooms].filter((r) => r !== socket.id).sort() }),
+    );
   });
 
   io.of("/custom").on("connection", (socket) => {
@@ -80,6 +101,6 @@ export function startReference(port = 0, extra = {}) {
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const i = process.argv.indexOf("--port");
   const port = i > 0 ? +process.argv[i + 1] : 3000;
-  const s = await startReference(port);
+  const s = await startReference(port, process.argv.includes("--recovery") ? RECOVERY_OPTIONS : {});
   console.log(`reference scenario server on http://127.0.0.1:${s.port}`);
 }

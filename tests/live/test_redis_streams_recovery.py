@@ -31,6 +31,7 @@ from realtime.exceptions import ClusterUnavailableError
 from realtime.socketio.packets import Packet, PacketType
 from tests.live.redis_servers import (
     RedisServer,
+    redis_cluster,
     redis_server,
     require_shared_redis,
     unique_key,
@@ -294,6 +295,30 @@ async def test_namespaces_spread_over_streams_as_node_routes_them(key: str) -> N
     frames_at = [[f[0].ws for _, f, _ in ns.delivered] for ns in namespaces[0]]
     assert frames_at == [['42["e","/"]'], ['42/notifications,["e","/notifications"]']]
     redis_py.Redis().delete(*(a.stream for a in adapters[0]))
+
+
+async def test_on_a_redis_cluster() -> None:
+    """The stream, the session key and its owner key (one slot), pub/sub and the server
+    count on a Redis Cluster of three primaries."""
+    with redis_cluster() as ports:
+        url = f"redis+cluster://127.0.0.1:{ports[0]}"
+        async with node("k", url) as (a, ns), node("k", url) as (b, _):
+            sid = SocketId("s")
+            await a.add_all(sid, [sid, "r"])
+            saved = record("p", ["r"], offset=a.recovery_offset())
+            await a.save_session(saved, connected=True)
+            await b.broadcast(event(1), BroadcastOptions(rooms=frozenset({"r"})))
+            with anyio.fail_after(10):
+                while not frames(ns, sid):
+                    await a.reader.wait_advanced()
+            offset = a.recovery_offset()
+            assert frames(ns, sid) == [f'42["e",1,"{offset}"]']
+            assert await a.link.server_count(a.channels.public) == 2
+            restored = await restore(b, "p", None)
+            assert restored.missed == [["e", 1, offset]]
+            await a.save_session(saved, connected=False)  # the stale node: refused
+            with pytest.raises(RecoveryError):
+                await restore(b, "p", None)
 
 
 @pytest.fixture

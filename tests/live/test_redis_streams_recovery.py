@@ -204,6 +204,20 @@ async def test_refusals(key: str) -> None:
         assert not a._owner_tokens  # a refused session leaves nothing in memory
 
 
+async def test_an_offset_trimmed_from_the_stream_is_unknown(key: str) -> None:
+    """``max_len`` bounds how far back a client recovers: once its offset is trimmed
+    (and out of the reader's window), it gets a new session."""
+    async with node(key, max_len=10, replay_window=5) as (a, _):
+        saved = record("p", ["r"], offset=a.recovery_offset())
+        await a.save_session(saved, connected=False)
+        for i in range(250):
+            await a.broadcast(event(i), BroadcastOptions(rooms=frozenset({"r"})))
+        assert len(stream(key)) < 250  # MAXLEN ~ trims whole nodes of entries
+        with pytest.raises(RecoveryError) as caught:
+            await a.restore_session("p", None, lambda restored: None)
+        assert caught.value.failure is RecoveryFailure.UNKNOWN_OFFSET
+
+
 async def test_a_restored_session_is_not_overwritten_by_its_old_node(key: str) -> None:
     """The node that lost the client may save its stale copy after another node took
     the session up: the owner key refuses it; the new owner's saves go through."""

@@ -255,8 +255,9 @@ class PeeringAdapter(InMemoryAdapter):
 
     A subclass speaks one wire: it encodes the requests (``_*_request``), names
     the channel they go to and the other nodes are counted on
-    (``request_channel``), and hands each reply to :meth:`_ack_response` or
-    ``self.requests.answer`` (a fetch-sockets reply as the list of its sockets).
+    (``request_channel``), and hands each reply to :meth:`_ack_count`,
+    :meth:`_ack_answer` or ``self.requests.answer`` (a fetch-sockets reply as the
+    list of its sockets).
     """
 
     #: The request kinds of the subclass's wire, as ``_request_kinds`` records them.
@@ -321,17 +322,17 @@ class PeeringAdapter(InMemoryAdapter):
         await anyio.sleep(seconds)
         self._ack_requests.pop(request_id, None)
 
-    def _ack_response(self, request_id: Any, *, count: Any = None, value: Any = None) -> bool:
-        """A peer's client count (``count``) or one client's answer (``value``) to a
-        broadcast with acks of this node; ``False`` if it is not one of ours."""
+    def _ack_count(self, request_id: Any, count: Any) -> None:
+        """A peer's count of the clients a broadcast with acks of this node reached."""
         remote = self._ack_requests.get(request_id) if isinstance(request_id, str) else None
-        if remote is None:
-            return False
-        if count is not None:
+        if remote is not None:
             remote.client_count(count if isinstance(count, int) else 0)
-        else:
+
+    def _ack_answer(self, request_id: Any, value: Any) -> None:
+        """One remote client's answer to a broadcast with acks of this node."""
+        remote = self._ack_requests.get(request_id) if isinstance(request_id, str) else None
+        if remote is not None:
             remote.ack(value)
-        return True
 
     async def _ask(
         self, kind: Any, build: Callable[[str], bytes], what: str, seconds: float | None = None

@@ -581,9 +581,9 @@ class RedisAdapter(PeeringAdapter):
             return
         if request_id in self._ack_requests:
             if response.get("type") == RequestType.BROADCAST_CLIENT_COUNT:
-                self._ack_response(request_id, count=response.get("clientCount"))
+                self._ack_count(request_id, response.get("clientCount"))
             elif response.get("type") == RequestType.BROADCAST_ACK:
-                self._ack_response(request_id, value=response.get("packet"))
+                self._ack_answer(request_id, response.get("packet"))
             return
         kind = self._request_kinds.get(request_id)
         if kind is RequestType.SERVER_SIDE_EMIT:

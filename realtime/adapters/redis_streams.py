@@ -512,9 +512,9 @@ class RedisStreamsAdapter(PeeringAdapter):
         elif kind == MessageType.SERVER_SIDE_EMIT:
             self.link.start_soon(self._server_side, message.uid, data)
         elif kind == MessageType.BROADCAST_CLIENT_COUNT:
-            self._ack_response(data.get("requestId"), count=data.get("clientCount"))
+            self._ack_count(data.get("requestId"), data.get("clientCount"))
         elif kind == MessageType.BROADCAST_ACK:
-            self._ack_response(data.get("requestId"), value=data.get("packet"))
+            self._ack_answer(data.get("requestId"), data.get("packet"))
         elif kind == MessageType.FETCH_SOCKETS_RESPONSE:
             found_there = data.get("sockets")
             self._answer(data, kind, found_there if isinstance(found_there, list) else [])

@@ -84,3 +84,34 @@ def test_an_answer_ahead_of_its_count_is_counted() -> None:
     remote = RemoteAcks("rq", on_recipients, lambda sid, args: None)
     remote.ack("early")
     assert seen == [["rq:0"]]
+
+
+async def test_a_count_reply_without_its_count_is_no_answer() -> None:
+    """A peer's BROADCAST_CLIENT_COUNT lacking ``clientCount`` counts no client; it is
+    not taken for a client's answer (on either Redis wire)."""
+    from realtime.adapters.redis import RedisAdapter, RedisLink, RedisOptions
+    from realtime.adapters.redis_streams import RedisStreamsAdapter
+    from realtime.adapters.redis_streams_wire import MessageType, encode_message
+    from tests.unit.test_adapter_memory import RecordingNamespace
+
+    classic = RedisAdapter(RecordingNamespace(), RedisLink(RedisOptions()))
+    streams = RedisStreamsAdapter.factory()(RecordingNamespace())
+    replies: list[tuple[Any, ...]] = [
+        (classic, classic._on_response, b'{"type":8,"requestId":"rq"}'),
+        (
+            streams,
+            streams._on_pubsub,
+            encode_message("peer", "/", MessageType.BROADCAST_CLIENT_COUNT, {"requestId": "rq"}),
+        ),
+    ]
+    for adapter, on_message, raw in replies:
+        answers: list[Any] = []
+        counted: list[Sequence[SocketId]] = []
+        remote = RemoteAcks(
+            "rq",
+            lambda sids, complete=True, counted=counted: counted.append(list(sids)),
+            lambda sid, args, answers=answers: answers.append(args),
+        )
+        adapter._ack_requests["rq"] = remote
+        on_message("channel", raw)
+        assert (answers, remote.counts, remote.issued) == ([], 1, 0)

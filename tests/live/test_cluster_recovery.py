@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -58,13 +59,20 @@ def cluster() -> Iterator[dict[str, Any]]:
             client.close()
 
 
-def scenario(*args: str) -> dict[str, Any]:
+def scenario(*args: str, client: str = "official") -> dict[str, Any]:
+    env = dict(os.environ, CLIENT=client)
+    if client == "realtime":
+        require((ROOT / "client-js" / "node_modules").is_dir(), "npm ci in client-js")
+        if not (ROOT / "client-js" / "dist" / "index.mjs").exists():
+            build = ["node", "scripts/build.mjs", "--no-copy", "--no-types"]
+            subprocess.run(build, cwd=ROOT / "client-js", check=True)
     run = subprocess.run(
         [require_node(), "cluster_recovery.mjs", *args],
         cwd=NODE_DIR,
         capture_output=True,
         text=True,
         timeout=90,
+        env=env,
     )
     assert run.returncode == 0, run.stderr
     result: dict[str, Any] = json.loads(run.stdout)
@@ -72,12 +80,20 @@ def scenario(*args: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("origin", "target", "sender"),
-    [("py1", "py2", "node"), ("py1", "node", "py2"), ("node", "py1", "py2")],
+    ("origin", "target", "sender", "client"),
+    [
+        ("py1", "py2", "node", "official"),
+        ("py1", "node", "py2", "official"),
+        ("node", "py1", "py2", "official"),
+        ("py1", "py2", "node", "realtime"),  # our client-js, between Python nodes
+        ("py1", "node", "py2", "realtime"),  # and onto the Node node
+    ],
 )
-def test_a_client_recovers_on_another_node(origin: str, target: str, sender: str) -> None:
+def test_a_client_recovers_on_another_node(
+    origin: str, target: str, sender: str, client: str
+) -> None:
     with cluster() as urls:
-        seen = scenario("move", urls[origin], urls[target], urls[sender], REDIS)
+        seen = scenario("move", urls[origin], urls[target], urls[sender], REDIS, client=client)
     assert seen["first"] == [origin, False]
     assert seen["back"] == {"recovered": True, "hello": [target, True]}
     assert seen["sameId"] is True

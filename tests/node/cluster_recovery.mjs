@@ -1,5 +1,5 @@
 // Connection state recovery across a cluster on Redis Streams, with the official
-// socket.io-client, for tests/live/test_cluster_recovery.py. Nodes run
+// socket.io-client (or client-js, CLIENT=realtime), for tests/live/test_cluster_recovery.py. Nodes run
 // examples/cluster/node.py --recovery or cluster/node-twin.mjs --recovery (hello
 // carries the node's name and socket.recovered; join, to-room as in node.py).
 //
@@ -13,11 +13,14 @@
 //     client comes back on the node at <back-url>, while the senders go on ("live")
 //     or once they have stopped ("quiet"). Witnesses on <witness-url> see every event.
 // Prints one JSON line with what the clients saw.
-import { io } from "socket.io-client";
+import { io as officialIo } from "socket.io-client";
 import { createClient } from "redis";
 import { decode } from "@msgpack/msgpack";
 
 const [scenario, ...args] = process.argv.slice(2);
+// CLIENT=realtime: the clients are this project's client-js (its built dist) instead.
+const io =
+  process.env.CLIENT === "realtime" ? (await import("../../client-js/dist/index.mjs")).io : officialIo;
 const WAIT = 15000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -133,9 +133,18 @@ class SessionState:
     def on_timer(self, now: float) -> TimerAction:
         """Send a due ping (queued in the outbox) or report a missed pong."""
         if self.pong_deadline is not None:
-            if self.inbound_paused or now < self.pong_deadline:
+            if now < self.pong_deadline:
                 return TimerAction.NOTHING
-            return TimerAction.TIMED_OUT
+            if not self.inbound_paused:
+                return TimerAction.TIMED_OUT
+            # The pong may sit unread behind packets the layer above has not taken
+            # yet (backpressure, a slow handler under ordered dispatch). Wait on, and
+            # ping again so the client's own heartbeat (which drops a server that
+            # stops pinging) stays fed; each ping is answered once reading resumes.
+            self.outbox.append(PING)
+            self.outbox_bytes += PING.size
+            self.pong_deadline = now + self._timeout
+            return TimerAction.PING_SENT
         if self.next_ping is not None and now >= self.next_ping:
             # A ping is never refused for the buffer cap: it is 1 byte and the
             # heartbeat is what detects the stuck client in the first place.

@@ -119,7 +119,14 @@ class Connection:
     async def _run(self, func: Callable[[_T], Awaitable[object]], arg: _T) -> None:
         """Run ``func(arg)`` as a job of this connection, once there is room for it."""
         if not self.server.async_handlers:
-            await func(arg)
+            # Ordered dispatch: the reader runs it, so this client's next packets
+            # wait, its pong among them: the heartbeat must not count that against it.
+            session = self.session
+            session.pause_inbound()
+            try:
+                await func(arg)
+            finally:
+                session.resume_inbound()
             return
         if self._inflight >= self._max_inflight:
             self.session.pause_inbound()

@@ -137,12 +137,19 @@ class TestOutbox:
     def test_paused_inbound_is_not_a_missed_pong(self) -> None:
         state = make(ping_interval=10, ping_timeout=5)
         assert state.on_timer(T0 + 10) is TimerAction.PING_SENT
+        state.take()
         state.inbound_paused = True
-        assert state.on_timer(T0 + 100) is TimerAction.NOTHING
-        state.resume_inbound(T0 + 100)
+        assert state.on_timer(T0 + 14.9) is TimerAction.NOTHING
+        # Past the deadline while paused: ping again (the client's heartbeat drops a
+        # server that stops pinging), every timeout, instead of timing the client out.
+        assert state.on_timer(T0 + 15) is TimerAction.PING_SENT
+        assert list(state.outbox) == [PING]
+        assert state.on_timer(T0 + 19.9) is TimerAction.NOTHING
+        assert state.on_timer(T0 + 20) is TimerAction.PING_SENT
+        state.resume_inbound(T0 + 21)
         # The pong that waited unread gets half a timeout to be read.
-        assert state.on_timer(T0 + 102) is TimerAction.NOTHING
-        assert state.on_timer(T0 + 102.5) is TimerAction.TIMED_OUT
+        assert state.on_timer(T0 + 23) is TimerAction.NOTHING
+        assert state.on_timer(T0 + 25) is TimerAction.TIMED_OUT
 
     def test_refused_when_closing_but_queued_packets_stay(self) -> None:
         state = make()

@@ -1,0 +1,142 @@
+"""Compiled JSON on the hot path: orjson where installed, the stdlib's bytes and refusals kept.
+
+Encoding and decoding JSON is a large part of the CPU each message costs, and
+orjson does it in a tenth of the instructions of the stdlib ``json`` module.
+It is an optional dependency (``pip install realtime[fast]``): it has no wheel
+for some platforms CPython runs on. Without it every function here does what
+the stdlib does; with it, the results are the same, because orjson's answer
+is used only where it is known to equal the stdlib's:
+
+* encoding: orjson writes NaN and Infinity as ``null`` and floats below 1e-4
+  in another form (``1e-7``, ``0.00001`` where Python writes ``1e-07``,
+  ``1e-05``); output with ``null`` or such a number is left to the stdlib.
+  Everything orjson refuses (integers beyond 64 bits, lone surrogates,
+  non-string keys, subclasses of built-in types, unknown types, cycles) is
+  left to the stdlib too, which answers as it always did.
+* decoding: orjson reads integers beyond 64 bits as floats; text with a run
+  of 19 or more digits (a bytes translation and a substring search: a regular
+  expression costs more than orjson's parse) is left to the stdlib. Anything
+  orjson refuses (lone
+  surrogate escapes, out-of-range numbers, bad syntax) is left to the stdlib,
+  which accepts or refuses it with its own message.
+
+One difference cannot be routed away: orjson writes ``uuid.UUID`` (as its
+string) and ``enum.Enum`` members (as their value) where the stdlib raises
+``TypeError``. The stdlib path here writes them the same way, so a server
+accepts the same data whether orjson is installed or not.
+
+Callers use these functions through the module (``jsoncodec.compact(...)``),
+never imported by name, so that reloading the module switches the codec.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+try:
+    import orjson
+except ImportError:  # no wheel for this platform: the stdlib does everything
+    orjson = None  # type: ignore[assignment]
+
+#: True when orjson is installed and used.
+COMPILED = orjson is not None
+
+SEPARATORS = (",", ":")
+
+
+def _default(value: Any) -> Any:
+    """What orjson writes for the two types it takes and the stdlib refuses."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+#: JavaScript's ``JSON.stringify`` form: compact, non-ASCII kept, no NaN/Infinity.
+stdlib_encode = json.JSONEncoder(
+    separators=SEPARATORS, ensure_ascii=False, allow_nan=False, default=_default
+).encode
+
+# A float orjson writes differently from Python's repr: below 1e-4 in magnitude.
+# Only searched for when a cheap substring test has hinted at one.
+_SMALL_FLOAT = re.compile(r"(?:^|[\[,:])-?(?:\d(?:\.\d+)?e-|0\.0000)")
+# An integer orjson would read as a float has at least 19 digits: translated by
+# _DIGITS_TO_ZERO (digits to "0", anything else to " "), its text holds _LONG_RUN.
+_DIGITS_TO_ZERO = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_LONG_RUN = b"0" * 19
+
+if orjson is not None:
+    _dumps = orjson.dumps
+    _loads = orjson.loads
+    _DecodeError = orjson.JSONDecodeError
+    # Subclasses, datetimes and dataclasses go to the stdlib, which refuses or
+    # writes them as it always did (no ``default`` here: orjson raises TypeError).
+    _OPTIONS = (
+        orjson.OPT_PASSTHROUGH_SUBCLASS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+    )
+
+    def compact(data: Any) -> str | None:
+        """``data`` as :data:`stdlib_encode` writes it, or ``None`` where only it can say.
+
+        ``None`` also when ``data`` holds something orjson cannot write at all
+        (bytes, for example): callers that look for binary data only walk it then.
+        """
+        try:
+            text = _dumps(data, option=_OPTIONS).decode()
+        except TypeError:  # orjson.JSONEncodeError is one
+            return None
+        if "null" in text or (("e-" in text or "0.0000" in text) and _SMALL_FLOAT.search(text)):
+            return None
+        return text
+
+    def loads(text: str, fallback: Callable[[str], Any]) -> Any:
+        """``fallback(text)``'s value, computed by orjson where it gives the same."""
+        try:
+            raw = text.encode()
+        except UnicodeEncodeError:  # a lone surrogate: orjson refuses it
+            return fallback(text)
+        if raw.translate(_DIGITS_TO_ZERO).find(_LONG_RUN) < 0:
+            try:
+                return _loads(raw)
+            except _DecodeError:
+                pass
+        return fallback(text)
+
+    def loads_bytes(raw: bytes, fallback: Callable[[bytes], Any]) -> Any:
+        """:func:`loads` for bytes (orjson reads UTF-8 only; the fallback, any)."""
+        if raw.translate(_DIGITS_TO_ZERO).find(_LONG_RUN) < 0:
+            try:
+                return _loads(raw)
+            except _DecodeError:
+                pass
+        return fallback(raw)
+
+else:
+
+    def compact(data: Any) -> str | None:
+        """Always ``None``: without orjson, :data:`stdlib_encode` writes everything."""
+        return None
+
+    def loads(text: str, fallback: Callable[[str], Any]) -> Any:
+        """``fallback(text)``."""
+        return fallback(text)
+
+    def loads_bytes(raw: bytes, fallback: Callable[[bytes], Any]) -> Any:
+        """``fallback(raw)``."""
+        return fallback(raw)
+
+
+def dumps_ascii(data: Any) -> str:
+    """``json.dumps(data, separators=(",", ":"))``: compact, non-ASCII escaped."""
+    text = compact(data)
+    if text is not None and text.isascii():
+        return text
+    return json.dumps(data, separators=SEPARATORS, default=_default)

@@ -71,6 +71,16 @@ _SMALL_FLOAT = re.compile(r"(?:^|[\[,:])-?(?:\d(?:\.\d+)?e-|0\.0000)")
 _DIGITS_TO_ZERO = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
 _LONG_RUN = b"0" * 19
 
+# Values whose text orjson must write exactly as the stdlib does; a version that
+# writes one differently is not used (the property tests pin the rest).
+_PROBES: list[Any] = [
+    [1e16, 1e22, 1.7976931348623157e308, 123456789012345.6, 0.0001, 0.1, -0.0, 1.0, 5e-324],
+    [2**63, 2**64 - 1, -(2**63), True, False, "é\x00\x1f\x7f\u2028\"\\/", {"b": 1, "a": []}],
+]
+if orjson is not None and any(orjson.dumps(v).decode() != stdlib_encode(v) for v in _PROBES):
+    orjson = None  # type: ignore[assignment]
+    COMPILED = False
+
 if orjson is not None:
     _dumps = orjson.dumps
     _loads = orjson.loads

@@ -7,9 +7,11 @@ for some platforms CPython runs on. Without it every function here does what
 the stdlib does; with it, the results are the same, because orjson's answer
 is used only where it is known to equal the stdlib's:
 
-* encoding: orjson writes NaN and Infinity as ``null`` and floats below 1e-4
-  in another form (``1e-7``, ``0.00001`` where Python writes ``1e-07``,
-  ``1e-05``); output with ``null`` or such a number is left to the stdlib.
+* encoding: orjson writes NaN and Infinity as ``null``, so output with
+  ``null`` is used only once a walk of the data has found neither; and it
+  writes floats below 1e-4 in another form (``1e-7``, ``0.00001`` where
+  Python writes ``1e-07``, ``1e-05``): output with such a number is left to
+  the stdlib.
   Everything orjson refuses (integers beyond 64 bits, lone surrogates,
   non-string keys, subclasses of built-in types, unknown types, cycles) is
   left to the stdlib too, which answers as it always did.
@@ -36,6 +38,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from math import isfinite
 from typing import Any
 
 try:
@@ -75,7 +78,7 @@ _LONG_RUN = b"0" * 19
 # writes one differently is not used (the property tests pin the rest).
 _PROBES: list[Any] = [
     [1e16, 1e22, 1.7976931348623157e308, 123456789012345.6, 0.0001, 0.1, -0.0, 1.0, 5e-324],
-    [2**63, 2**64 - 1, -(2**63), True, False, "é\x00\x1f\x7f\u2028\"\\/", {"b": 1, "a": []}],
+    [2**63, 2**64 - 1, -(2**63), True, False, 'é\x00\x1f\x7f\u2028"\\/', {"b": 1, "a": []}],
 ]
 if orjson is not None and any(orjson.dumps(v).decode() != stdlib_encode(v) for v in _PROBES):
     orjson = None  # type: ignore[assignment]
@@ -103,9 +106,33 @@ if orjson is not None:
             text = _dumps(data, option=_OPTIONS).decode()
         except TypeError:  # orjson.JSONEncodeError is one
             return None
-        if "null" in text or (("e-" in text or "0.0000" in text) and _SMALL_FLOAT.search(text)):
+        if ("e-" in text or "0.0000" in text) and _SMALL_FLOAT.search(text):
             return None
+        if "null" in text and not _finite(data):
+            return None  # the stdlib refuses NaN and Infinity
         return text
+
+    def _finite(data: Any) -> bool:
+        """False if ``data`` holds NaN or an infinity (orjson wrote ``null`` for them).
+
+        Only data orjson has written comes here, so no subclasses of built-in
+        types (orjson passed them to the stdlib) but enum members, written as
+        their value.
+        """
+        stack = [data]
+        while stack:
+            item = stack.pop()
+            kind = type(item)
+            if kind is float:
+                if not isfinite(item):
+                    return False
+            elif kind is list or kind is tuple:
+                stack.extend(item)
+            elif kind is dict:
+                stack.extend(item.values())
+            elif isinstance(item, enum.Enum):
+                stack.append(item.value)
+        return True
 
     def loads(text: str, fallback: Callable[[str], Any]) -> Any:
         """``fallback(text)``'s value, computed by orjson where it gives the same."""

@@ -17,6 +17,7 @@ import json
 import math
 import re
 import sys
+import types
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -282,10 +283,50 @@ def test_handshake_and_cluster_json_are_unchanged() -> None:
 def test_the_compiled_codec_takes_the_common_payloads() -> None:
     """The fast path is taken where it should be, and left where it must be."""
     assert jsoncodec.COMPILED
-    for common in (["echo", 1, "x" * 32], {"a": [1.5, True, "é"]}, ["e", 2**64 - 1, 1e300]):
-        assert jsoncodec.compact(common) == reference_dumps(common)
-    for routed in ([None], [1e-5], [2**64], ["\ud800"], {1: 2}, [b"x"], [Tag], [math.nan]):
-        assert jsoncodec.compact(routed) is None
+    common: list[Any] = [
+        ["echo", 1, "x" * 32],
+        {"a": [1.5, True, "é"]},
+        ["e", 2**64 - 1, 1e300],
+        [None, {"ok": None, "at": (1.5, [0.25])}],  # null, once a walk found no NaN
+        [None, Color.LEVEL, Size.BIG],
+    ]
+    for value in common:
+        assert jsoncodec.compact(value) == packets._stdlib_dumps(value)
+    routed: list[Any] = [
+        [1e-5],
+        [2**64],
+        ["\ud800"],
+        {1: 2},
+        [b"x"],
+        [Tag],
+        [math.nan],
+        [None, {"a": (1, [math.inf])}],
+        [None, NanEnum.X],
+    ]
+    for value in routed:
+        assert jsoncodec.compact(value) is None
+
+
+def test_an_orjson_that_writes_otherwise_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version of orjson that writes a probe value unlike the stdlib is left unused."""
+    real = importlib.import_module("orjson")
+    fake = types.ModuleType("orjson")
+    fake.__dict__.update(real.__dict__)
+
+    def dumps(value: Any, option: int = 0) -> bytes:  # 1e16 as orjson 3.9 wrote it
+        return real.dumps(value, option=option).replace(b"e+", b"e")
+
+    fake.dumps = dumps  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "orjson", fake)
+    try:
+        importlib.reload(jsoncodec)
+        assert not jsoncodec.COMPILED
+        assert dumps([1e16]) == b"[1e16]"
+        assert packets.dumps([1e16]) == "[1e+16]"
+    finally:
+        monkeypatch.undo()
+        importlib.reload(jsoncodec)
+    assert jsoncodec.COMPILED
 
 
 # -- the differential properties: compiled against the reference ---------------------

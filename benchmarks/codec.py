@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         for title, root, name, op in columns:
             results[title] = count(root, name, op, Path(tmp))
             print(f"  {title}: done", flush=True)
-    head = ["payload", "bytes", *results]
+    head = ["payload", "chars", *results]
     print("\n| " + " | ".join(head) + " |")
     print("|---|" + "---:|" * (len(head) - 1))
     for i, (row, size) in enumerate(zip(rows, frame_lengths(), strict=True)):

@@ -73,6 +73,8 @@ _SMALL_FLOAT = re.compile(r"(?:^|[\[,:])-?(?:\d(?:\.\d+)?e-|0\.0000)")
 # _DIGITS_TO_ZERO (digits to "0", anything else to " "), its text holds _LONG_RUN.
 _DIGITS_TO_ZERO = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
 _LONG_RUN = b"0" * 19
+# What the NaN walk skips at once: the types of JSON's other leaves.
+_SCALARS = frozenset({str, int, bool, type(None)})
 
 # Values whose text orjson must write exactly as the stdlib does; a version that
 # writes one differently is not used (the property tests pin the rest).
@@ -120,16 +122,19 @@ if orjson is not None:
         their value.
         """
         stack = [data]
+        pop, extend = stack.pop, stack.extend
         while stack:
-            item = stack.pop()
+            item = pop()
             kind = type(item)
+            if kind in _SCALARS:
+                continue
             if kind is float:
                 if not isfinite(item):
                     return False
             elif kind is list or kind is tuple:
-                stack.extend(item)
+                extend(item)
             elif kind is dict:
-                stack.extend(item.values())
+                extend(item.values())
             elif isinstance(item, enum.Enum):
                 stack.append(item.value)
         return True

@@ -8,19 +8,18 @@ the stdlib does; with it, the results are the same, because orjson's answer
 is used only where it is known to equal the stdlib's:
 
 * encoding: orjson writes NaN and Infinity as ``null``, so output with
-  ``null`` is used only once a walk of the data has found neither; and it
-  writes floats below 1e-4 in another form (``1e-7``, ``0.00001`` where
-  Python writes ``1e-07``, ``1e-05``): output with such a number is left to
-  the stdlib.
-  Everything orjson refuses (integers beyond 64 bits, lone surrogates,
-  non-string keys, subclasses of built-in types, unknown types, cycles) is
-  left to the stdlib too, which answers as it always did.
-* decoding: orjson reads integers beyond 64 bits as floats; text with a run
-  of 19 or more digits (a bytes translation and a substring search: a regular
-  expression costs more than orjson's parse) is left to the stdlib. Anything
-  orjson refuses (lone
-  surrogate escapes, out-of-range numbers, bad syntax) is left to the stdlib,
-  which accepts or refuses it with its own message.
+  ``null`` is used only once a walk of the data has found neither; it writes
+  floats below 1e-4 in another form (``1e-7``, ``0.00001`` where Python
+  writes ``1e-07``, ``1e-05``), so output with such a number is left to the
+  stdlib. Everything orjson refuses (integers beyond 64 bits, lone
+  surrogates, non-string keys, subclasses of built-in types, unknown types,
+  cycles) is left to the stdlib too, which answers as it always did.
+* decoding: orjson reads integers beyond 64 bits as floats, so text with a
+  run of 19 or more digits is left to the stdlib (found by a bytes
+  translation and a substring search: a regular expression costs more than
+  orjson's parse). Anything orjson refuses (lone surrogate escapes,
+  out-of-range numbers, bad syntax) is left to the stdlib, which accepts or
+  refuses it with its own message.
 
 One difference cannot be routed away: orjson writes ``uuid.UUID`` (as its
 string) and ``enum.Enum`` members (as their value) where the stdlib raises

@@ -28,7 +28,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from realtime import jsoncodec
-from realtime.adapters import redis_wire
+from realtime.adapters import redis_streams_wire, redis_wire
 from realtime.engineio import EngineConfig
 from realtime.exceptions import EncodeError, SocketIOPacketError
 from realtime.socketio import packets
@@ -273,6 +273,8 @@ def test_handshake_and_cluster_json_are_unchanged() -> None:
     assert jsoncodec.dumps_ascii({"a": 1e16, "b": None}) == '{"a":1e+16,"b":null}'
     raw = b'{"requestId":"r","n":12345678901234567890123,"x":NaN,"s":"\\ud800"}'
     assert outcome(redis_wire.decode, raw) == outcome(json.loads, raw)
+    entry = redis_streams_wire.decode_entry({b"type": b"3", b"data": raw})
+    assert typed(entry.data) == typed(json.loads(raw))
     assert outcome(redis_wire.decode, b'{"a":') == [
         "raised",
         "WireDecodeError",

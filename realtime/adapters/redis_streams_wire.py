@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from realtime import jsoncodec
 from realtime.adapters.base import BroadcastOptions, SocketId
 from realtime.adapters.recovery import SessionRecord
 from realtime.adapters.redis_wire import (
@@ -216,7 +217,7 @@ def decode_entry(fields: Mapping[Any, Any]) -> Message:
         raw_bytes = raw if isinstance(raw, bytes) else str(raw).encode()
         if raw_bytes[:1] == b"{":
             try:
-                data = json.loads(raw_bytes)
+                data = jsoncodec.loads_bytes(raw_bytes, json.loads)
             except ValueError as exc:
                 raise WireDecodeError(f"malformed JSON entry: {exc}") from None
         else:

@@ -19,6 +19,7 @@ from typing import Any
 
 import msgpack
 
+from realtime import jsoncodec
 from realtime.adapters.base import BroadcastOptions
 from realtime.exceptions import EncodeError, ProtocolError
 from realtime.socketio.packets import MAIN_NAMESPACE, Packet, PacketType, dumps
@@ -141,7 +142,7 @@ def decode(raw: bytes) -> Any:
     """A request or response: JSON when it starts with ``{``, msgpack otherwise."""
     if raw[:1] == b"{":
         try:
-            return json.loads(raw)
+            return jsoncodec.loads_bytes(raw, json.loads)
         except (ValueError, UnicodeDecodeError) as exc:
             raise WireDecodeError(f"malformed JSON message: {exc}") from None
     return unpack(raw)

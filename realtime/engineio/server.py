@@ -22,6 +22,7 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import Message, Receive, Scope, Send
 
+from realtime import jsoncodec
 from realtime.engineio.config import EngineConfig, Transport
 from realtime.engineio.connection import GRACEFUL, EngineHandler, EngineSession, RequestInfo
 from realtime.engineio.cors import cors_headers, origin_allowed, preflight_headers
@@ -430,9 +431,7 @@ class EngineServer:
         return session
 
     def _open_packet(self, session: EngineSession) -> OutPacket:
-        payload = json.dumps(
-            self.config.handshake(session.sid, session.transport), separators=(",", ":")
-        )
+        payload = jsoncodec.dumps_ascii(self.config.handshake(session.sid, session.transport))
         return OutPacket.of(PacketType.OPEN, payload)
 
     async def _handshake_polling(

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from realtime import jsoncodec
 from realtime.exceptions import EncodeError, SocketIOPacketError
 from realtime.socketio import binary
 
@@ -89,9 +90,6 @@ class DecoderLimits:
     max_namespace_length: int = 256
 
 
-_JSON_SEPARATORS = (",", ":")
-
-
 def dumps(data: Any) -> str:
     """JSON as JavaScript's ``JSON.stringify`` writes it: compact, non-ASCII kept.
 
@@ -99,8 +97,13 @@ def dumps(data: Any) -> str:
     (a ``ValueError``): JSON has no such values, and ``JSON.parse`` in the peer
     would refuse the whole packet. Circular data is refused the same way.
     """
+    text = jsoncodec.compact(data)
+    return text if text is not None else _stdlib_dumps(data)
+
+
+def _stdlib_dumps(data: Any) -> str:
     try:
-        text = json.dumps(data, separators=_JSON_SEPARATORS, ensure_ascii=False, allow_nan=False)
+        text = jsoncodec.stdlib_encode(data)
     except ValueError as exc:
         raise EncodeError(f"data cannot be sent as JSON: {exc}") from None
     if text.isascii():  # O(1) in CPython: the common case pays nothing more
@@ -123,11 +126,23 @@ def encode(packet: Packet) -> list[str | bytes]:
     ptype = packet.type
     data = packet.data
     attachments: list[bytes] = []
-    if ptype in (PacketType.EVENT, PacketType.ACK) and binary.has_binary(data):
-        data, attachments = binary.deconstruct(data)
-        ptype = PacketType.BINARY_EVENT if ptype is PacketType.EVENT else PacketType.BINARY_ACK
-    elif ptype in _BINARY_TYPES:
-        data, attachments = binary.deconstruct(data)
+    text = None
+    if data is not None:
+        # The compiled codec refuses bytes, so data it writes has none: the walk
+        # that looks for binary data is only needed when it gives up.
+        text = jsoncodec.compact(data)
+        if text is None:
+            if ptype in (PacketType.EVENT, PacketType.ACK) and binary.has_binary(data):
+                data, attachments = binary.deconstruct(data)
+                ptype = (
+                    PacketType.BINARY_EVENT if ptype is PacketType.EVENT else PacketType.BINARY_ACK
+                )
+                text = dumps(data)
+            elif ptype in _BINARY_TYPES:
+                data, attachments = binary.deconstruct(data)
+                text = dumps(data)
+            else:
+                text = _stdlib_dumps(data)
     parts = [str(int(ptype))]
     if ptype in _BINARY_TYPES:
         parts.append(f"{len(attachments)}-")
@@ -135,8 +150,8 @@ def encode(packet: Packet) -> list[str | bytes]:
         parts.append(packet.namespace + ",")
     if packet.id is not None:
         parts.append(str(packet.id))
-    if data is not None:
-        parts.append(dumps(data))
+    if text is not None:
+        parts.append(text)
     return ["".join(parts), *attachments]
 
 
@@ -175,9 +190,13 @@ def _json_depth(value: Any) -> int:
     return deepest
 
 
+def _stdlib_loads(text: str) -> Any:
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_parse_float)
+
+
 def _parse_json(text: str, limits: DecoderLimits) -> Any:
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_parse_float)
+        value = jsoncodec.loads(text, _stdlib_loads)
     except (ValueError, RecursionError) as exc:
         raise SocketIOPacketError(f"invalid JSON payload: {exc}") from None
     # Counting brackets is cheap and bounds the depth from above, so the walk is

@@ -9,39 +9,52 @@ from __future__ import annotations
 
 from typing import Any
 
-from realtime.exceptions import SocketIOPacketError
+from realtime.exceptions import EncodeError, SocketIOPacketError
 
 BINARY_TYPES = (bytes, bytearray, memoryview)
 
 
 def has_binary(data: Any) -> bool:
-    """True if ``data`` holds a bytes-like object anywhere inside lists, tuples or dicts."""
+    """True if ``data`` holds a bytes-like object anywhere inside lists, tuples or dicts.
+
+    Each container is looked into once, so circular data ends the walk (the JSON
+    encoder then refuses it) instead of growing the stack without end.
+    """
     stack = [data]
+    seen: set[int] = set()
     while stack:
         item = stack.pop()
         if isinstance(item, BINARY_TYPES):
             return True
-        if isinstance(item, list | tuple):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            stack.extend(item.values())
+        if isinstance(item, list | tuple | dict):
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            stack.extend(item.values() if isinstance(item, dict) else item)
     return False
 
 
 def deconstruct(data: Any) -> tuple[Any, list[bytes]]:
     """Return ``data`` with every bytes object replaced by a placeholder, and the bytes in order."""
     attachments: list[bytes] = []
+    path: set[int] = set()  # the containers being walked: one seen again is a cycle
 
     def walk(item: Any) -> Any:
         if isinstance(item, BINARY_TYPES):
             placeholder = {"_placeholder": True, "num": len(attachments)}
             attachments.append(bytes(item))
             return placeholder
-        if isinstance(item, list | tuple):
-            return [walk(x) for x in item]
+        if not isinstance(item, list | tuple | dict):
+            return item
+        if id(item) in path:
+            raise EncodeError("data cannot be sent as JSON: circular reference")
+        path.add(id(item))
         if isinstance(item, dict):
-            return {key: walk(value) for key, value in item.items()}
-        return item
+            copy: Any = {key: walk(value) for key, value in item.items()}
+        else:
+            copy = [walk(x) for x in item]
+        path.discard(id(item))
+        return copy
 
     return walk(data), attachments
 

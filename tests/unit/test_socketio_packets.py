@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from realtime.exceptions import SocketIOPacketError
+from realtime.exceptions import EncodeError, SocketIOPacketError
 from realtime.socketio.binary import deconstruct, has_binary, reconstruct
 from realtime.socketio.packets import Decoder, DecoderLimits, Packet, PacketType, encode
 
@@ -206,3 +206,13 @@ def test_binary_helpers_roundtrip_nested() -> None:
         "c": [b"3"],
         "d": "text",
     }
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("with_bytes", [False, True])
+def test_circular_data_is_refused_not_walked_forever(with_bytes: bool) -> None:
+    cycle: list[Any] = [b"\x01"] if with_bytes else [1]
+    cycle.append({"again": cycle})
+    with pytest.raises(EncodeError, match=r"[Cc]ircular"):
+        encode(Packet(PacketType.EVENT, "/", ["e", cycle]))
+    assert has_binary(cycle) is with_bytes

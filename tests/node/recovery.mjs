@@ -41,15 +41,21 @@ const back = async (socket) => {
   return { recovered: socket.recovered, id: socket.id };
 };
 
+// Client a in room "r" has been sent one event there ("before") by client b.
+const inRoomWithOneEvent = async () => {
+  const a = await client("a");
+  const b = await client("b");
+  await a.emitWithAck("join", "r");
+  await b.emitWithAck("to-room", "r", "before");
+  await sleep(200);
+  return [a, b];
+};
+
 const scenarios = {
   // Events to the client's room, to everyone and to its socket alone while it
   // was away reach it on return, once, in order, after those it had seen.
   async missed() {
-    const a = await client("a");
-    const b = await client("b");
-    await a.emitWithAck("join", "r");
-    await b.emitWithAck("to-room", "r", "before");
-    await sleep(200);
+    const [a, b] = await inRoomWithOneEvent();
     const idBefore = a.id;
     const reason = await lose(a);
     await b.emitWithAck("to-room", "r", "gap-1");
@@ -83,11 +89,7 @@ const scenarios = {
   // the old one (a network cut it has not noticed yet): the old socket is
   // closed first, and its cleanup leaves the recovered socket's rooms alone.
   async takeover() {
-    const a = await client("a");
-    const b = await client("b");
-    await a.emitWithAck("join", "r");
-    await b.emitWithAck("to-room", "r", "before");
-    await sleep(200);
+    const [a, b] = await inRoomWithOneEvent();
     const idBefore = a.id;
     const oldGone = once(a, "disconnect");
     const c = io(url, {

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -70,16 +71,34 @@ UVICORN_OPTIONS = [
 class Target:
     name: str
     proto: str  # "sio" (Socket.IO frames) or "raw" (plain text frames)
-    kind: str  # "uvicorn" or "node"
-    spec: str  # "module:app" for uvicorn, script path for node
+    kind: str  # "uvicorn", "hypercorn", "granian" (Python ASGI servers) or "node"
+    spec: str  # "module:app" for a Python server, script path for node
     description: str
-    root: Path = ROOT  # where a uvicorn target imports from (another commit for --base)
+    root: Path = ROOT  # where a Python target imports from (another commit for --base)
+    ws: str | None = None  # uvicorn --ws for this target (default: the run's --ws)
+    default: bool = True  # run when --targets names none (the server variants only on request)
+
+    @property
+    def python(self) -> bool:
+        return self.kind != "node"
 
     def command(self, port: int, node: str | None, ws_impl: str) -> list[str]:
         if self.kind == "uvicorn":
             opts = list(UVICORN_OPTIONS)
-            opts[opts.index("--ws") + 1] = ws_impl
+            opts[opts.index("--ws") + 1] = self.ws or ws_impl
             return [sys.executable, "-m", "uvicorn", self.spec, *opts, "--port", str(port)]
+        if self.kind == "hypercorn":
+            # One worker on uvloop, no access log (hypercorn's default), like the uvicorn targets.
+            bind = f"127.0.0.1:{port}"
+            return [sys.executable, "-m", "hypercorn", self.spec, "--bind", bind, "-k", "uvloop"]
+        if self.kind == "granian":
+            # One worker, one runtime thread: one core, like the others.
+            granian = str(Path(sys.executable).parent / "granian")
+            return [
+                granian, "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", "1", "--runtime-threads", "1", "--loop", "uvloop",
+                "--log-level", "warning", self.spec,
+            ]  # fmt: skip
         assert node is not None
         return [node, str(HERE / self.spec), "--port", str(port)]
 
@@ -105,6 +124,32 @@ TARGETS = [
         "uvicorn",
         "benchmarks.targets.raw_starlette:app",
         "raw Starlette WebSocket echo/broadcast on uvicorn",
+    ),
+    # realtime on the other ASGI servers (issue: which one to recommend): same app, same loop.
+    Target(
+        "realtime-wsproto",
+        "sio",
+        "uvicorn",
+        "benchmarks.targets.realtime_app:app",
+        "realtime.Server on uvicorn --ws wsproto",
+        ws="wsproto",
+        default=False,
+    ),
+    Target(
+        "realtime-hypercorn",
+        "sio",
+        "hypercorn",
+        "benchmarks.targets.realtime_app:app",
+        "realtime.Server on hypercorn (uvloop worker)",
+        default=False,
+    ),
+    Target(
+        "realtime-granian",
+        "sio",
+        "granian",
+        "benchmarks.targets.realtime_app:app",
+        "realtime.Server on granian (ASGI, one runtime thread)",
+        default=False,
     ),
     Target("node-socketio", "sio", "node", "targets/node_sio.js", "Node socket.io server"),
     Target("node-ws", "raw", "node", "targets/node_ws.js", "raw Node ws echo/broadcast"),
@@ -319,6 +364,10 @@ def target_available(t: Target, node: str | None) -> tuple[bool, str]:
         if not (NODE_MODULES / ("socket.io" if t.proto == "sio" else "ws")).is_dir():
             return False, "run `npm ci` in benchmarks/"
         return True, ""
+    if t.kind == "granian" and not (Path(sys.executable).parent / "granian").exists():
+        return False, "pip install granian"
+    if t.kind == "hypercorn" and importlib.util.find_spec("hypercorn") is None:
+        return False, "pip install hypercorn"
     module = t.spec.split(":")[0]
     probe = subprocess.run(
         [sys.executable, "-c", f"import {module}"],
@@ -443,14 +492,16 @@ def bench_target(
     def once(
         s: Scenario, port: int, proc: subprocess.Popen[bytes], others: Cluster = ()
     ) -> dict[str, Any]:
+        # hypercorn and granian serve from a worker process: its CPU and memory count.
+        serving = descendants(proc.pid) or [proc.pid]
         config = {
             **s.loader,
             "host": "127.0.0.1",
             "port": port,
             "ports": [port, *(p for p, _ in others)],
             "proto": t.proto,
-            "server_pid": proc.pid,
-            "server_pids": [proc.pid, *(q.pid for _, q in others)],
+            "server_pid": serving[-1],
+            "server_pids": [*serving, *(q.pid for _, q in others)],
             "redis_pid": redis_pid if others else None,
             "server_cpu_id": SERVER_CPU if pin else None,
             "clk_tck": clk,
@@ -556,6 +607,20 @@ def redis_command(url: str, command: bytes) -> bytes:
             return c.recv(65536)
     except OSError:
         return b""
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (the worker of a server that forks one), parents first."""
+    found = [pid]
+    for parent in found:
+        try:
+            tasks = list(Path(f"/proc/{parent}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            with contextlib.suppress(OSError):
+                found += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 def redis_reachable(url: str) -> bool:
@@ -665,6 +730,11 @@ def compute_ratios(results: list[dict[str, Any]], scens: list[Scenario]) -> list
         ("realtime", "starlette-raw"),
         ("realtime", "python-socketio"),
         ("realtime", "node-socketio"),
+        # the same app on the other ASGI servers, against uvicorn (websockets-sansio)
+        ("realtime-wsproto", "realtime"),
+        ("realtime-hypercorn", "realtime"),
+        ("realtime-granian", "realtime"),
+        ("realtime-granian", "starlette-raw"),
         ("python-socketio", "starlette-raw"),
         ("node-socketio", "node-ws"),
         ("starlette-raw", "node-ws"),
@@ -993,6 +1063,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.targets:
         wanted = set(args.targets.split(","))
         targets = [t for t in targets if t.name in wanted]
+    else:
+        targets = [t for t in targets if t.default]
     pin = can_pin() and not args.no_pin
     info = machine_info(node)  # before pinning ourselves: nproc honours affinity
     if pin:

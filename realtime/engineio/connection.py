@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -102,7 +103,13 @@ async def send_within(send: Send, message: Message, seconds: float) -> None:
     The timeout's cancel scope is entered only if the send has to wait: most
     complete at once, and a scope costs more than the send.
     """
-    step = send(message).__await__()
+    pending = send(message)
+    if type(pending) is not CoroutineType:
+        # An awaitable that is not a coroutine (granian's) cannot be stepped by hand.
+        with anyio.move_on_after(seconds):
+            await pending
+        return
+    step = pending.__await__()
     try:
         blocked_on = step.send(None)
     except StopIteration:
@@ -311,16 +318,24 @@ class EngineSession:
                         # Most writes complete without suspending; only one that
                         # must wait (the client's TCP window is full) pays for a
                         # cancel scope, which an abrupt close uses to end the wait.
-                        step = send(message).__await__()
-                        try:
-                            blocked_on = step.send(None)
-                        except StopIteration:
-                            pass
-                        else:
+                        pending = send(message)
+                        if type(pending) is not CoroutineType:
+                            # Not a coroutine (granian's send): no stepping by hand.
                             with anyio.CancelScope() as self._write_scope:
-                                await _Rest(step, blocked_on)
+                                await pending
                             if self._write_scope.cancelled_caught:
                                 return
+                        else:
+                            step = pending.__await__()
+                            try:
+                                blocked_on = step.send(None)
+                            except StopIteration:
+                                pass
+                            else:
+                                with anyio.CancelScope() as self._write_scope:
+                                    await _Rest(step, blocked_on)
+                                if self._write_scope.cancelled_caught:
+                                    return
                     # What state.written() does, inline: this runs once per
                     # recipient of every broadcast.
                     size = packet.size

@@ -43,6 +43,11 @@ class InMemoryAdapter(Adapter):
         )
 
     async def add_all(self, sid: SocketId, rooms: Iterable[str]) -> None:
+        self.join_now(sid, rooms)
+
+    def join_now(self, sid: SocketId, rooms: Iterable[str]) -> None:
+        """Join ``sid`` to ``rooms`` without yielding (a restored socket joins in the same
+        step as its missed events are collected)."""
         joined = self._sids.setdefault(sid, set())
         for room in rooms:
             self._join_room(sid, joined, room)
@@ -158,9 +163,7 @@ class InMemoryAdapter(Adapter):
     def add_sockets_now(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         rooms = list(rooms)
         for sid in list(self._targets(opts)):
-            joined = self._sids.setdefault(sid, set())
-            for room in rooms:
-                self._join_room(sid, joined, room)
+            self.join_now(sid, rooms)
 
     async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         self.del_sockets_now(opts, rooms)

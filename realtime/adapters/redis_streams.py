@@ -679,9 +679,7 @@ class RedisStreamsAdapter(PeeringAdapter):
             self._collect(entry_id, fields, record.rooms, missed)
         restored = RestoredSession(record, missed)
         attach(restored)
-        joined = self._sids.setdefault(record.sid, set())
-        for room in (record.sid, *record.rooms):
-            self._join_room(record.sid, joined, room)
+        self.join_now(record.sid, (record.sid, *record.rooms))
         return restored
 
     async def _page(self, after: str, client: coredis.Redis[bytes]) -> tuple[Any, ...]:

@@ -149,11 +149,5 @@ class SessionAwareAdapter(InMemoryAdapter):
             if should_include(rooms, event.rooms, event.except_rooms):
                 restored.missed.append(event.args)
         attach(restored)
-        self.join_restored(record)
+        self.join_now(record.sid, (record.sid, *record.rooms))
         return restored
-
-    def join_restored(self, record: SessionRecord) -> None:
-        """Join a restored socket to its rooms, at once (no await)."""
-        joined = self._sids.setdefault(record.sid, set())
-        for room in record.rooms:
-            self._join_room(record.sid, joined, room)

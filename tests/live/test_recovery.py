@@ -7,9 +7,7 @@ the server send meanwhile, and the client comes back.
 
 from __future__ import annotations
 
-import json
 import logging
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,11 +15,11 @@ import pytest
 
 from realtime import Server, Socket
 from realtime.adapters.recovery import RecoveryFailure, RecoveryOptions
-from tests.servers import ROOT, require, require_node, serve
+from tests.live.test_socketio_node_client import run_scenario
+from tests.servers import serve
 
 pytestmark = [pytest.mark.live, pytest.mark.node, pytest.mark.timeout(40)]
 
-NODE_DIR = ROOT / "tests" / "node"
 TRANSPORTS = {"websocket": "websocket", "polling": "polling", "upgrade": "polling,websocket"}
 
 
@@ -84,19 +82,7 @@ def make_server(recovery: RecoveryOptions, recorder: Recorder) -> Server:
 
 
 def run(scenario: str, url: str, transports: str, **env: str) -> Any:
-    node = require_node()
-    require((NODE_DIR / "node_modules" / "socket.io-client").is_dir(), "npm ci in tests/node")
-    proc = subprocess.run(
-        [node, "recovery.mjs", scenario, url, transports],
-        cwd=NODE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        env={"PATH": "/usr/bin:/bin:/usr/local/bin", **env},
-    )
-    assert proc.returncode == 0, f"scenario {scenario} failed:\n{proc.stderr}\n{proc.stdout}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_scenario(scenario, url, transports, script="recovery.mjs", env=env)
 
 
 @pytest.fixture(scope="module")

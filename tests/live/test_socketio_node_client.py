@@ -7,6 +7,7 @@ Node process) and checks what the client observed, on every transport setup.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from typing import Any
@@ -96,16 +97,25 @@ def make_server() -> Server:
     return sio
 
 
-def run_scenario(name: str, url: str, transports: str = "polling,websocket") -> Any:
+def run_scenario(
+    name: str,
+    url: str,
+    transports: str = "polling,websocket",
+    *,
+    script: str = "scenarios.mjs",
+    env: dict[str, str] | None = None,
+) -> Any:
+    """Run scenario ``name`` of ``tests/node/<script>``; what its clients observed (JSON)."""
     node = require_node()
     require((NODE_DIR / "node_modules" / "socket.io-client").is_dir(), "npm ci in tests/node")
     proc = subprocess.run(
-        [node, "scenarios.mjs", name, url, transports],
+        [node, script, name, url, transports],
         cwd=NODE_DIR,
         capture_output=True,
         text=True,
-        timeout=25,
+        timeout=30,
         check=False,
+        env={**os.environ, **(env or {})},
     )
     assert proc.returncode == 0, f"scenario {name} failed:\n{proc.stderr}\n{proc.stdout}"
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -2,8 +2,10 @@
 
 An ``EngineSession`` is what the layer above sees. Sending never awaits: it
 queues :class:`OutPacket` objects and wakes whichever transport task owns the
-session (the WebSocket writer, or the pending long-poll GET), so a broadcast to
-a thousand sessions is a thousand appends, not a thousand tasks.
+session (the WebSocket writer, or the pending long-poll GET), or, on a
+WebSocket whose send may be finished by another task, writes them at once from
+the sending task; so a broadcast to a thousand sessions is a thousand appends
+or writes, and never waits on one of them.
 """
 
 from __future__ import annotations
@@ -97,6 +99,15 @@ class _Rest:
                     return stop.value
 
 
+@dataclass(slots=True)
+class _Parked:
+    """A send stepped once by :meth:`EngineSession._write_through` that had to wait."""
+
+    step: Generator[Any, Any, Any]
+    first: Any
+    size: int
+
+
 async def send_within(send: Send, message: Message, seconds: float) -> None:
     """``await send(message)``, giving up after ``seconds``.
 
@@ -125,6 +136,7 @@ class EngineSession:
         "__weakref__",
         "_finished",
         "_finishing",
+        "_parked",
         "_releasing",
         "_server",
         "_wakeup",
@@ -143,6 +155,7 @@ class EngineSession:
         "release_poll",
         "request",
         "state",
+        "write_through",
         "ws_send",
     )
 
@@ -158,7 +171,9 @@ class EngineSession:
         self.config = config
         self.state = SessionState(sid, transport, config, clock())
         self.request = request
-        self._wakeup = server.new_event()
+        #: What the WebSocket writer waits on (made when it first waits: a
+        #: polling session never needs one).
+        self._wakeup: anyio.Event | None = None
         #: Whether :meth:`finish` has run: False, None while its first call runs, True.
         self._finished: bool | None = False
         #: Set when the first :meth:`finish` returns, for a later caller to wait on.
@@ -189,7 +204,13 @@ class EngineSession:
         self.close_code = 1000
         #: The ASGI ``send`` of the WebSocket carrying the session, once it has one.
         self.ws_send: Send | None = None
+        #: Whether sends are written by the sending task itself, even a
+        #: broadcast's (see :meth:`_write_through`): set with ``ws_send``.
+        self.write_through = False
         self._writing = False
+        #: A write begun by :meth:`_write_through` that had to wait, for the
+        #: next writer to finish before anything else.
+        self._parked: _Parked | None = None
         #: Around the WebSocket write in progress: an abrupt close cancels a
         #: write that a client who stopped reading would otherwise block forever.
         self._write_scope: anyio.CancelScope | None = None
@@ -222,7 +243,7 @@ class EngineSession:
         if state.close_reason is not None or state.upgrading:
             return False
         if state.transport == "websocket":
-            return not self._writing
+            return not self._writing and self._parked is None
         return self.poll_pending
 
     def send(self, data: str | bytes) -> bool:
@@ -234,11 +255,20 @@ class EngineSession:
 
         Never awaits: a broadcast to a thousand sessions is a thousand appends.
         """
-        if self.state.enqueue(packets):
+        state = self.state
+        if state.enqueue(packets):
             observer = self._server.observer
             if observer is not None:
                 observer.packets_queued(packets)
-            self.wake()
+            if (
+                self.write_through
+                and not self._writing
+                and self._parked is None
+                and state.transport == "websocket"
+            ):
+                self._write_through()
+            else:
+                self.wake()
             return True
         self._overflowed()
         return False
@@ -279,6 +309,7 @@ class EngineSession:
         """Close at once, dropping queued packets (protocol errors, timeouts, peer gone)."""
         if self._closing(reason):
             self.state.discard()
+            self._drop_parked()
             if self._write_scope is not None:
                 self._write_scope.cancel()
 
@@ -303,6 +334,19 @@ class EngineSession:
         done = 0
         sent = 0
         try:
+            parked = self._parked
+            if parked is not None:
+                self._parked = None
+                if scope is not None:
+                    await _Rest(parked.step, parked.first)
+                else:
+                    with anyio.CancelScope() as self._write_scope:
+                        await _Rest(parked.step, parked.first)
+                    if self._write_scope.cancelled_caught:
+                        return
+                left = state.outbox_bytes - parked.size
+                state.outbox_bytes = left if left > 0 else 0
+                sent += parked.size
             while state.outbox:
                 batch = state.take()
                 done = 0
@@ -358,15 +402,71 @@ class EngineSession:
             if state.outbox or state.close_reason is not None:
                 self.wake()
 
+    def _write_through(self) -> None:
+        """Write the outbox from the sending task, with no await and no task switch.
+
+        A broadcast then writes to each recipient as raw WebSocket code would,
+        instead of waking a writer task per recipient. A send that must wait
+        (the client's TCP window is full) is parked: the writer task, woken,
+        finishes it before writing anything else, so order is kept and the
+        sender never waits on a slow client. Only sends that another task may
+        finish are written this way (``write_through``, see websocket.py).
+        """
+        send = self.ws_send
+        assert send is not None
+        state = self.state
+        outbox = state.outbox
+        sent = 0
+        self._writing = True
+        try:
+            while outbox:
+                packet = outbox.popleft()
+                data = packet.ws
+                if isinstance(data, str):
+                    message: Message = {"type": "websocket.send", "text": data}
+                else:
+                    message = {"type": "websocket.send", "bytes": data}
+                step = send(message).__await__()
+                try:
+                    blocked_on = step.send(None)
+                except StopIteration:
+                    size = packet.size
+                    left = state.outbox_bytes - size
+                    state.outbox_bytes = left if left > 0 else 0
+                    sent += size
+                else:
+                    self._parked = _Parked(step, blocked_on, packet.size)
+                    break
+        except Exception as exc:  # the peer is gone; ASGI servers raise their own types
+            logger.debug("session %s: write failed: %r", self.sid, exc)
+            self.abort(CloseReason.TRANSPORT_ERROR)
+        finally:
+            self._writing = False
+            if sent and self._server.observer is not None:
+                self._server.observer.bytes_out("websocket", sent)
+            if self._parked is not None or outbox or state.close_reason is not None:
+                self.wake()
+
+    def _drop_parked(self) -> None:
+        parked, self._parked = self._parked, None
+        if parked is not None:
+            parked.step.close()
+
     def stop_writing(self) -> None:
         """Give up on what is queued or being written (the close deadline passed)."""
         self.state.discard()
+        self._drop_parked()
         if self._write_scope is not None:
             self._write_scope.cancel()
 
     @property
     def writing(self) -> bool:
         return self._writing
+
+    @property
+    def has_output(self) -> bool:
+        """Whether anything is left to write: queued, or a parked write to finish."""
+        return bool(self.state.outbox) or self._parked is not None
 
     # -- messages held for a possible move -------------------------------------
 
@@ -422,8 +522,9 @@ class EngineSession:
     # -- for the transports -----------------------------------------------------
 
     def wake(self) -> None:
-        if not self._wakeup.is_set():
-            self._wakeup.set()
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.is_set():
+            wakeup.set()
         if self.poll_scope is not None:
             self.poll_scope.cancel()
 

@@ -93,7 +93,7 @@ class SessionState:
         # A broadcast hands every recipient the same list: no copy per recipient.
         if not isinstance(packets, list | tuple):
             packets = list(packets)
-        size = sum(p.size for p in packets)
+        size = packets[0].size if len(packets) == 1 else sum(p.size for p in packets)
         if self.outbox_bytes + size > self._max_buffer:
             return False
         self.outbox.extend(packets)

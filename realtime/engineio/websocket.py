@@ -32,6 +32,26 @@ CLOSE_TOO_BIG = 1009
 CLOSE_RESTART = 1012
 
 
+#: Modules whose WebSocket ``send`` waits only on asyncio futures (the
+#: protocol's ``writable`` event) and keeps no per-task state, so a send one
+#: task began may be finished by another (see ``EngineSession._write_through``).
+RESUMABLE_SENDS = frozenset(
+    {
+        "uvicorn.protocols.websockets.websockets_sansio_impl",
+        "uvicorn.protocols.websockets.wsproto_impl",
+    }
+)
+
+
+def resumable(send: Send) -> bool:
+    """Whether ``send`` is one of :data:`RESUMABLE_SENDS`' (a subclass's own is not)."""
+    owner = getattr(send, "__self__", None)
+    if owner is None or getattr(send, "__name__", None) != "send":
+        return False
+    method = getattr(type(owner), "send", None)
+    return getattr(method, "__module__", None) in RESUMABLE_SENDS
+
+
 def frame_of(message: Message) -> str | bytes | None:
     text: str | None = message.get("text")
     if text is not None:
@@ -65,6 +85,7 @@ async def run_session(
     ends, cancellation included, the session ends with it, exactly once.
     """
     session.ws_send = send
+    session.write_through = resumable(send)
     reading = anyio.CancelScope()
     done = server.new_event()
     try:
@@ -167,7 +188,7 @@ async def _write(
         # whose handlers write their own replies never needs it.
         wrote = False
         while state.close_reason is None:
-            if state.outbox and not session.writing:
+            if session.has_output and not session.writing:
                 if wrote:
                     break
                 await session.write_outbox()
@@ -177,15 +198,15 @@ async def _write(
         if state.close_reason is None:
             with anyio.CancelScope() as scope:
                 while state.close_reason is None:
-                    if state.outbox and not session.writing:
+                    if session.has_output and not session.writing:
                         await session.write_outbox(scope)
                     else:
                         await session.new_wakeup().wait()
         # Closing: what is left gets close_timeout to go out (no timeout scope
         # when nothing is left, the usual case).
-        if state.outbox or session.writing:
+        if session.has_output or session.writing:
             with anyio.move_on_after(session.config.close_timeout):
-                while state.outbox or session.writing:
+                while session.has_output or session.writing:
                     if session.writing:
                         await session.new_wakeup().wait()
                     else:

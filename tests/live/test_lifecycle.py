@@ -430,3 +430,62 @@ async def test_a_client_that_stops_reading_is_dropped_at_the_cap() -> None:
         frame_size = len(f'42["big",0,"{"x" * SIZE}"]') + 4
         held = (result["accepted"] - delivered) * frame_size
         assert held <= CAP + ASGI_BUFFER + frame_size, (result, delivered, held)
+
+
+async def test_a_client_that_stops_reading_gets_every_broadcast_in_order_later() -> None:
+    """Broadcasts to a client whose network buffer is full wait for it alone.
+
+    The sending task writes each recipient's frame itself; a write that has to
+    wait is finished by that client's writer task. The stalled client, reading
+    again, then gets every frame once and in order, while the other client had
+    all of them (and the handler had returned) before the stalled one read any.
+    """
+    count = 300  # 300 x 16 KiB: far past what the kernels and uvicorn buffer
+    sio = Server()
+    names: dict[str, str] = {}
+
+    @sio.on("connect")
+    async def on_connect(socket: Socket, auth: dict[str, Any]) -> None:
+        names[socket.id] = auth["name"]
+        await socket.join("all")
+
+    @sio.on("flood")
+    async def flood(socket: Socket) -> int:
+        for i in range(count):
+            await sio.to("all").emit("big", i, "x" * SIZE)
+        return count
+
+    with serve(sio.asgi_app()) as url:
+        host, port = url.removeprefix("http://").split(":")
+        stalled = StalledClient(host, int(port))
+        await until(lambda: "stalled" in names.values())
+        ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        order: list[int] = []
+        with anyio.fail_after(60):
+            async with connect(ws_url, max_size=None) as ws:
+                await ws.recv()
+                await ws.send("40" + json.dumps({"name": "reader"}))
+                await ws.recv()  # 40{"sid"..}
+                await ws.send('420["flood"]')
+                while True:
+                    frame = await ws.recv()
+                    assert isinstance(frame, str)
+                    if frame.startswith('42["big"'):
+                        order.append(json.loads(frame[2:])[1])
+                    elif frame.startswith("430"):
+                        break
+                assert order == list(range(count))
+
+                def read_stalled() -> list[int]:
+                    seen: list[int] = []
+                    while len(seen) < count:
+                        stalled.data += stalled.sock.recv(65536)
+                        seen = [
+                            json.loads(f[2:])[1]
+                            for f in server_frames(stalled.data)
+                            if f.startswith(b'42["big"')
+                        ]
+                    return seen
+
+                assert await anyio.to_thread.run_sync(read_stalled) == list(range(count))
+        stalled.sock.close()

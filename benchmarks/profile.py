@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.profile realtime echo-50x1            # CPU µs per message
     .venv/bin/python -m benchmarks.profile realtime echo-50x1 --py-spy   # + top functions
+    .venv/bin/python -m benchmarks.profile realtime echo-50x1 --py-spy --self   # + self time
 
 Server CPU time per message is far steadier than throughput on a shared
 machine, so it is what to compare when changing the server. ``--py-spy`` needs
@@ -45,6 +46,42 @@ def top_functions(raw: Path, count: int) -> list[tuple[float, str]]:
     return [(100 * n / max(total, 1), f) for f, n in inclusive.most_common(count)]
 
 
+#: Where a sample's innermost Python frame lies, by file path: the first match names it.
+PACKAGES = (
+    ("(realtime/", "realtime"),
+    ("(benchmarks/", "benchmark app"),
+    ("(uvicorn/", "uvicorn"),
+    ("(websockets/", "websockets"),
+    ("(wsproto/", "wsproto"),
+    ("(h11/", "h11"),
+    ("(anyio/", "anyio"),
+    ("(starlette/", "starlette"),
+    ("(asyncio/runners.py)", "event loop (uvloop, below Python)"),
+    ("(asyncio/", "asyncio"),
+)
+
+
+def self_shares(raw: Path, count: int) -> tuple[list[tuple[float, str]], list[tuple[float, str]]]:
+    """Self time (the innermost frame of each sample) per function and per package."""
+    functions: collections.Counter[str] = collections.Counter()
+    packages: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack:
+            continue
+        total += int(n)
+        leaf = re.sub(r":\d+\)$", ")", stack.split(";")[-1])
+        functions[leaf] += int(n)
+        where = next((name for part, name in PACKAGES if part in leaf), "other (stdlib)")
+        packages[where] += int(n)
+    share = 100 / max(total, 1)
+    return (
+        [(share * n, f) for f, n in functions.most_common(count)],
+        [(share * n, p) for p, n in packages.most_common()],
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("target", choices=[t.name for t in TARGETS] + [BASE])
@@ -52,6 +89,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--py-spy", action="store_true")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument(
+        "--self", action="store_true", help="with --py-spy: self time per function and package"
+    )
     parser.add_argument("--base", default="HEAD~1", help=f"git ref for the {BASE!r} target")
     args = parser.parse_args()
 
@@ -114,6 +154,14 @@ def main() -> None:
     if spy is not None and raw.stat().st_size:
         for share, frame in top_functions(raw, args.top):
             print(f"{share:5.1f}%  {frame}")
+        if args.self:
+            functions, packages = self_shares(raw, args.top)
+            print("\nself time, by package of the innermost Python frame:")
+            for share, name in packages:
+                print(f"{share:5.1f}%  {name}")
+            print("\nself time, by function:")
+            for share, frame in functions:
+                print(f"{share:5.1f}%  {frame}")
     raw.unlink(missing_ok=True)
 
 

@@ -288,7 +288,14 @@ class EngineSession:
         observer = self._server.observer
         if observer is not None:
             observer.packets_queued(packets)
-        if self.ws_send is not None and not self._writing and state.transport == "websocket":
+        if (
+            self.ws_send is not None
+            and not self._writing
+            and self._parked is None
+            and state.transport == "websocket"
+        ):
+            # (A parked write means that client's buffer is full: the writer
+            # task finishes it, as it would a write of its own that is stuck.)
             await self.write_outbox()
         else:
             self.wake()

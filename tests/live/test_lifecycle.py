@@ -443,16 +443,22 @@ async def test_a_client_that_stops_reading_gets_every_broadcast_in_order_later()
     count = 300  # 300 x 16 KiB: far past what the kernels and uvicorn buffer
     sio = Server()
     names: dict[str, str] = {}
+    sockets: dict[str, Socket] = {}
 
     @sio.on("connect")
     async def on_connect(socket: Socket, auth: dict[str, Any]) -> None:
         names[socket.id] = auth["name"]
+        sockets[auth["name"]] = socket
         await socket.join("all")
 
     @sio.on("flood")
     async def flood(socket: Socket) -> int:
         for i in range(count):
             await sio.to("all").emit("big", i, "x" * SIZE)
+        # An emit to the stalled client's own socket queues behind the parked
+        # write: this handler does not wait for that client to read.
+        with anyio.fail_after(STEP / 2):
+            await sockets["stalled"].emit("big", count, "late")
         return count
 
     with serve(sio.asgi_app()) as url:
@@ -478,7 +484,7 @@ async def test_a_client_that_stops_reading_gets_every_broadcast_in_order_later()
 
                 def read_stalled() -> list[int]:
                     seen: list[int] = []
-                    while len(seen) < count:
+                    while len(seen) < count + 1:
                         stalled.data += stalled.sock.recv(65536)
                         seen = [
                             json.loads(f[2:])[1]
@@ -487,5 +493,5 @@ async def test_a_client_that_stops_reading_gets_every_broadcast_in_order_later()
                         ]
                     return seen
 
-                assert await anyio.to_thread.run_sync(read_stalled) == list(range(count))
+                assert await anyio.to_thread.run_sync(read_stalled) == list(range(count + 1))
         stalled.sock.close()

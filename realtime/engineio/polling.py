@@ -40,7 +40,7 @@ async def handle_get(
         session.abort(CloseReason.TRANSPORT_ERROR)
         await send_error(send, EngineRequestError(EngineRequestError.BAD_REQUEST), headers)
         return
-    if not await _last_answer_delivered(session):
+    if session.poll_unconfirmed is not None and not await _last_answer_delivered(session):
         await send_error(send, EngineRequestError(EngineRequestError.BAD_REQUEST), headers)
         return
     session.poll_pending = True
@@ -299,6 +299,9 @@ async def read_body(receive: Receive, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"body over {limit} bytes")
-        chunks.append(chunk)
         if not message.get("more_body", False):
+            if not chunks and type(chunk) is bytes:
+                return chunk  # the whole body in one message: nothing to join
+            chunks.append(chunk)
             return b"".join(chunks)
+        chunks.append(chunk)

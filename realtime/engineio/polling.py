@@ -115,9 +115,10 @@ async def _wait_for_packets(
 
     A GET that finds nothing queued first lets the tasks already scheduled run
     once: a client polls again as it sends its next message, so the reply to
-    that message is often being made right then, and is carried at once
-    without the wait and its wake-up (a cancelled scope, the costliest step
-    of a poll). Nothing is taken or answered differently, only sooner.
+    that message is often being made right then, and is carried without the
+    wait and its wake-up (a cancelled scope, the costliest step of a poll;
+    about a sixth of a polled echo's instructions). The answer is the one a
+    GET woken by that reply would have carried.
     """
     hold_until: float | None = None
     yielded = False

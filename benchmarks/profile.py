@@ -141,7 +141,13 @@ def main() -> None:
         if spy is not None:
             spy.wait(30)
         server.terminate()
-        server.wait(10)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            # python-socketio's uvicorn can outlast the timeout on SIGTERM (a
+            # long-poll left waiting): kill it rather than leave it running.
+            server.kill()
+            server.wait(10)
     if not result.get("ok"):
         sys.exit(f"loader failed: {result}")
     n = result.get("n") or 1

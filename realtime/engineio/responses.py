@@ -20,14 +20,23 @@ async def send_response(send: Send, status: int, body: bytes, headers: Headers) 
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [*headers, (b"content-length", str(len(body)).encode("ascii"))],
+            "headers": [*headers, (b"content-length", b"%d" % len(body))],
         }
     )
     await send({"type": "http.response.body", "body": body})
 
 
 async def send_text(send: Send, text: str, headers: Headers, status: int = 200) -> None:
-    await send_response(send, status, text.encode("utf-8"), [TEXT, NO_STORE, *headers])
+    """``send_response`` for a text body, with the header list built once (hot path)."""
+    body = text.encode("utf-8")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [TEXT, NO_STORE, *headers, (b"content-length", b"%d" % len(body))],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def send_error(send: Send, error: EngineRequestError, headers: Headers) -> None:

@@ -67,6 +67,25 @@ def request_headers(scope: Scope) -> dict[str, str]:
     return found
 
 
+def parse_query(raw: bytes) -> dict[str, str]:
+    """``dict(parse_qsl(raw.decode("latin-1")))``, without its cost for a plain query (hot path).
+
+    Engine.IO's own parameters need no escaping: a query without ``%`` or ``+``
+    splits exactly as ``parse_qsl`` would split it (fields without ``=`` or with
+    an empty value dropped, the last of a repeated name kept); any other goes
+    to ``parse_qsl`` itself.
+    """
+    text = raw.decode("latin-1")
+    if "%" in text or "+" in text:
+        return dict(parse_qsl(text))
+    query: dict[str, str] = {}
+    for field in text.split("&"):
+        name, _, value = field.partition("=")
+        if value:
+            query[name] = value
+    return query
+
+
 async def refuse_websocket(
     scope: Scope, send: Send, error: EngineRequestError | NotRunningError
 ) -> None:
@@ -302,7 +321,7 @@ class EngineServer:
 
     def _owner_elsewhere(self, relay: SessionRelay, scope: Scope) -> str | None:
         """The node owning the sid of this request, if that is another node."""
-        sid = dict(parse_qsl(scope["query_string"].decode("latin-1"))).get("sid")
+        sid = parse_query(scope["query_string"]).get("sid")
         if sid is None or sid in self.sessions:
             return None
         return relay.owner(sid)
@@ -366,7 +385,7 @@ class EngineServer:
             await send_response(send, 204, b"", extra)
             return
         cors = cors_headers(self.config, origin)
-        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        query = parse_query(scope["query_string"])
         try:
             self._check(query, None)
             if query["transport"] != "polling":
@@ -534,7 +553,7 @@ class EngineServer:
             return
         headers = request_headers(scope)
         origin = headers.get("origin")
-        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        query = parse_query(scope["query_string"])
         try:
             if not origin_allowed(self.config, origin, headers.get("host")):
                 raise EngineRequestError(EngineRequestError.FORBIDDEN, status=403)

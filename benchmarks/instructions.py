@@ -55,6 +55,8 @@ from benchmarks.run import (
 COUNT_LOADER = HERE / "loader" / "count.js"
 #: The app every target runs (with BENCH_QUIET=1: no timer firing in a run).
 COUNTED_APP = "realtime_app:app"
+#: ``--raw``: the floor, a raw Starlette WebSocket echo/broadcast (plain text frames).
+RAW_APP = "raw_starlette:app"
 #: Nor uvicorn's own WebSocket keep-alive pings (every 20 s per connection by
 #: default): work that grows with a run's duration, not with its messages.
 QUIET_UVICORN = ["--ws-ping-interval", "3600", "--ws-ping-timeout", "3600"]
@@ -240,8 +242,36 @@ class CallsProbe(Probe):
         return {"instructions": calls, "dump": str(self.dump)}
 
 
+class CpuProbe(Probe):
+    """The server's CPU time, user + system, between the barriers (``/proc``), in µs.
+
+    Not deterministic like instructions, but it counts what they miss: the
+    system calls (reads, writes, pausing and resuming a socket) per message.
+    Run with ``--scale`` large enough for the 10 ms tick to vanish.
+    """
+
+    def command(self, uvicorn_args: list[str]) -> list[str]:
+        return [sys.executable, "-m", "uvicorn", *uvicorn_args]
+
+    def start(self, pid: int) -> None:
+        self.ticks = cpu_ticks(pid) or 0
+
+    def stop(self, pid: int) -> None:
+        self.used = (cpu_ticks(pid) or 0) - self.ticks
+
+    def result(self) -> dict[str, Any]:
+        micros = self.used * 1_000_000 // os.sysconf("SC_CLK_TCK")
+        return {"instructions": micros, "dump": str(self.dump)}
+
+
 def run_one(
-    t: Target, s: Scenario, probe: Probe, log: IO[bytes], extra_env: dict[str, str]
+    t: Target,
+    s: Scenario,
+    probe: Probe,
+    log: IO[bytes],
+    extra_env: dict[str, str],
+    ws: str | None = None,
+    raw: bool = False,
 ) -> dict[str, Any]:
     """One server under ``probe``, one loader; the probe's count for the measured part."""
     port = free_port()
@@ -249,8 +279,13 @@ def run_one(
     path = os.pathsep.join([str(t.root), str(HERE / "targets")])
     env = dict(os.environ, PYTHONPATH=path, PYTHONHASHSEED="0", BENCH_QUIET="1", **extra_env)
     env.pop("BENCH_REDIS_URL", None)
+    options = list(UVICORN_OPTIONS)
+    if ws is not None:
+        options[options.index("--ws") + 1] = ws
     proc = subprocess.Popen(
-        probe.command([COUNTED_APP, *UVICORN_OPTIONS, *QUIET_UVICORN, "--port", str(port)]),
+        probe.command(
+            [RAW_APP if raw else COUNTED_APP, *options, *QUIET_UVICORN, "--port", str(port)]
+        ),
         cwd=t.root,
         env=env,
         stdout=log,
@@ -264,7 +299,7 @@ def run_one(
             **s.loader,
             "host": "127.0.0.1",
             "port": port,
-            "proto": "sio",
+            "proto": "raw" if raw else "sio",
             "warmup": s.warmup,
             "measure": s.measure,
             "phase_timeout_s": PHASE_TIMEOUT_S,
@@ -434,6 +469,21 @@ def table(rows: list[dict[str, Any]], base_name: str | None, what: str) -> str:
     return "\n".join([line(head), sep + "|", *(line(c) for c in body)])
 
 
+def raw_table(rows: list[dict[str, Any]], what: str) -> str:
+    """Markdown: per scenario, the raw floor's count per unit over each realtime run's."""
+    lines = [f"| scenario | raw {what}/unit | raw/now | raw/before |", "|---|--:|--:|--:|"]
+    for r in rows:
+        raw = r.get("raw")
+        if not raw:
+            continue
+        cells = [r["scenario"], fmt(raw["per_unit"])]
+        for role in ("now", "before"):
+            other = r.get(role)
+            cells.append(fmt(raw["per_unit"] / other["per_unit"], 3) if other else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.instructions",
@@ -451,6 +501,11 @@ def main(argv: list[str] | None = None) -> int:
         help="count Python function calls (cProfile) instead of instructions",
     )
     p.add_argument(
+        "--cpu",
+        action="store_true",
+        help="server CPU time (user + system, µs) instead of instructions; use --scale 10+",
+    )
+    p.add_argument(
         "--now-env",
         action="append",
         default=[],
@@ -458,12 +513,23 @@ def main(argv: list[str] | None = None) -> int:
         help="environment of the 'now' server only: with --base HEAD and "
         """'BENCH_OPTIONS={"async_handlers": false}', a setting against the default""",
     )
+    p.add_argument(
+        "--now-ws",
+        metavar="WS",
+        help="uvicorn --ws of the 'now' server only (e.g. wsproto, or a protocol class)",
+    )
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="also count the raw Starlette WebSocket floor (echo, fanout, connect)",
+    )
     p.add_argument("--out", default=str(RESULTS / "instructions.json"), help="JSON output path")
     args = p.parse_args(argv)
     now_env = dict(item.split("=", 1) for item in args.now_env)
 
-    what = "calls" if args.calls else "instructions"
-    for tool in ("node",) if args.calls else ("valgrind", "callgrind_control", "node"):
+    what = "calls" if args.calls else "cpu_us" if args.cpu else "instructions"
+    needed = ("node",) if args.calls or args.cpu else ("valgrind", "callgrind_control", "node")
+    for tool in needed:
         if shutil.which(tool) is None:
             print(f"{tool} not found (valgrind: `apt-get install valgrind`)")
             return 2
@@ -485,6 +551,8 @@ def main(argv: list[str] | None = None) -> int:
         base = base_target(args.base)
         base_name = args.base
         targets.insert(0, ("before", base))
+    if args.raw:
+        targets.append(("raw", now_t))
 
     DUMPS.mkdir(parents=True, exist_ok=True)
     info = machine_info(shutil.which("node"))
@@ -498,9 +566,16 @@ def main(argv: list[str] | None = None) -> int:
             for rep in range(args.repeats):
                 for role, t in targets:  # interleaved, like benchmarks.run
                     out = DUMPS / f"{s.name}.{role}.{rep}.out"
-                    probe = CallsProbe(out) if args.calls else Probe(out)
+                    probe = (
+                        CallsProbe(out) if args.calls else CpuProbe(out) if args.cpu else Probe(out)
+                    )
                     try:
-                        r = run_one(t, s, probe, log, now_env if role == "now" else {})
+                        now = role == "now"
+                        ws = args.now_ws if now else None
+                        floor = role == "raw"
+                        if floor and (s.loader["scenario"] == "polling" or s.loader.get("ack")):
+                            continue  # the raw floor has no long-polling, no acks
+                        r = run_one(t, s, probe, log, now_env if now else {}, ws, floor)
                     except (RuntimeError, OSError, subprocess.SubprocessError) as e:
                         print(f"  {s.name:12} {role:6} #{rep + 1}: ERROR {e}", flush=True)
                         continue
@@ -527,6 +602,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"    {a:12,.1f} -> {b:12,.1f}  ({b - a:+12,.1f})  {name}")
 
     text = table(rows, base_name, what)
+    if args.raw:
+        text += "\n\n" + raw_table(rows, what)
     print()
     print(text)
     print(f"\nelapsed {time.monotonic() - started:.0f}s")
@@ -535,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
         "uvicorn_options": [*UVICORN_OPTIONS, *QUIET_UVICORN],
         "counted": what,
-        "valgrind": None if args.calls else CALLGRIND,
+        "valgrind": None if args.calls or args.cpu else CALLGRIND,
         "scenarios": {s.name: {**s.loader, "warmup": s.warmup, "measure": s.measure}
                       for s in scens},
         "results": rows,

@@ -67,6 +67,10 @@ def serve(app: Any, *, port: int | None = None, **uvicorn_options: Any) -> Itera
     """Serve ``app`` with uvicorn in a thread; yield ``http://127.0.0.1:<port>``."""
     port = port or free_port()
     options: dict[str, Any] = {"log_level": "warning", "lifespan": "on"}
+    # UVICORN_WS (what uvicorn's command line reads too): run the suite on another
+    # WebSocket implementation, e.g. wsproto.
+    if os.environ.get("UVICORN_WS"):
+        options["ws"] = os.environ["UVICORN_WS"]
     options.update(uvicorn_options)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, **options)
     server = uvicorn.Server(config)

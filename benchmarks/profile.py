@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from benchmarks.run import BASE, LOADER, SERVER_CPU, TARGETS, base_target, free_port, scenarios
@@ -31,18 +32,23 @@ PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 LOADER_CPU = 1
 
 
-def top_functions(raw: Path, count: int) -> list[tuple[float, str]]:
-    """Inclusive share of samples per function, from py-spy's ``--format raw``."""
-    inclusive: collections.Counter[str] = collections.Counter()
-    total = 0
+def samples(raw: Path) -> Iterator[tuple[list[str], int]]:
+    """Each stack (outermost frame first, line numbers dropped) and its count, from py-spy's
+    ``--format raw``."""
     for line in raw.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
-        if not stack:
-            continue
-        total += int(n)
-        frames = {re.sub(r":\d+\)$", ")", f) for f in stack.split(";")}
-        for frame in frames:
-            inclusive[frame] += int(n)
+        if stack:
+            yield [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")], int(n)
+
+
+def top_functions(raw: Path, count: int) -> list[tuple[float, str]]:
+    """Inclusive share of samples per function."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for frames, n in samples(raw):
+        total += n
+        for frame in set(frames):
+            inclusive[frame] += n
     return [(100 * n / max(total, 1), f) for f, n in inclusive.most_common(count)]
 
 
@@ -66,15 +72,12 @@ def self_shares(raw: Path, count: int) -> tuple[list[tuple[float, str]], list[tu
     functions: collections.Counter[str] = collections.Counter()
     packages: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not stack:
-            continue
-        total += int(n)
-        leaf = re.sub(r":\d+\)$", ")", stack.split(";")[-1])
-        functions[leaf] += int(n)
+    for frames, n in samples(raw):
+        total += n
+        leaf = frames[-1]
+        functions[leaf] += n
         where = next((name for part, name in PACKAGES if part in leaf), "other (stdlib)")
-        packages[where] += int(n)
+        packages[where] += n
     share = 100 / max(total, 1)
     return (
         [(share * n, f) for f, n in functions.most_common(count)],

@@ -253,7 +253,8 @@ class EngineSession:
     def send_packets(self, packets: Sequence[OutPacket]) -> bool:
         """Queue several packets with nothing interleaved, and wake the transport.
 
-        Never awaits: a broadcast to a thousand sessions is a thousand appends.
+        Never awaits: a broadcast to a thousand sessions is a thousand appends,
+        or, where ``write_through`` is set, a thousand writes that never wait.
         """
         state = self.state
         if state.enqueue(packets):
@@ -351,8 +352,7 @@ class EngineSession:
                         await _Rest(parked.step, parked.first)
                     if self._write_scope.cancelled_caught:
                         return
-                left = state.outbox_bytes - parked.size
-                state.outbox_bytes = left if left > 0 else 0
+                state.written(parked.size)
                 sent += parked.size
             while state.outbox:
                 batch = state.take()

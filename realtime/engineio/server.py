@@ -309,19 +309,22 @@ class EngineServer:
                 await send({"type": "websocket.close", "code": 1008})
             return
         relay = self.relay
+        query = None
         if relay is not None and b"sid=" in scope["query_string"]:
-            owner = self._owner_elsewhere(relay, scope)
+            # Parsed once here and handed down: each request of a cluster
+            # node comes this way.
+            query = parse_query(scope["query_string"])
+            owner = self._owner_elsewhere(relay, query.get("sid"))
             if owner is not None:
                 await self._forward(relay, owner, scope, receive, send)
                 return
         if kind == "http":
-            await self._serve_http(scope, receive, send)
+            await self._serve_http(scope, receive, send, query)
         elif kind == "websocket":
-            await self._serve_websocket(scope, receive, send)
+            await self._serve_websocket(scope, receive, send, query)
 
-    def _owner_elsewhere(self, relay: SessionRelay, scope: Scope) -> str | None:
-        """The node owning the sid of this request, if that is another node."""
-        sid = parse_query(scope["query_string"]).get("sid")
+    def _owner_elsewhere(self, relay: SessionRelay, sid: str | None) -> str | None:
+        """The node owning ``sid``, if that is another node."""
         if sid is None or sid in self.sessions:
             return None
         return relay.owner(sid)
@@ -370,7 +373,10 @@ class EngineServer:
         if query.get("EIO") != "4":
             raise EngineRequestError(EngineRequestError.UNSUPPORTED_PROTOCOL_VERSION)
 
-    async def _serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve_http(
+        self, scope: Scope, receive: Receive, send: Send, query: dict[str, str] | None = None
+    ) -> None:
+        """``query``: the parsed query string, when the caller has it already."""
         headers = request_headers(scope)
         origin = headers.get("origin")
         if not origin_allowed(self.config, origin, headers.get("host")):
@@ -385,7 +391,8 @@ class EngineServer:
             await send_response(send, 204, b"", extra)
             return
         cors = cors_headers(self.config, origin)
-        query = parse_query(scope["query_string"])
+        if query is None:
+            query = parse_query(scope["query_string"])
         try:
             self._check(query, None)
             if query["transport"] != "polling":
@@ -548,12 +555,16 @@ class EngineServer:
             logger.exception("session %s: error in connect handler", session.sid)
             session.abort(CloseReason.TRANSPORT_ERROR)
 
-    async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve_websocket(
+        self, scope: Scope, receive: Receive, send: Send, query: dict[str, str] | None = None
+    ) -> None:
+        """``query``: the parsed query string, when the caller has it already."""
         if (await receive())["type"] != "websocket.connect":
             return
         headers = request_headers(scope)
         origin = headers.get("origin")
-        query = parse_query(scope["query_string"])
+        if query is None:
+            query = parse_query(scope["query_string"])
         try:
             if not origin_allowed(self.config, origin, headers.get("host")):
                 raise EngineRequestError(EngineRequestError.FORBIDDEN, status=403)

@@ -231,30 +231,43 @@ def test_texts_are_read_as_always(text: str, value: Any) -> None:
     assert typed(packet.data) == typed(value)
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ('["e",1e400]', "out of range"),
-        ('["e",-1E999]', "out of range"),
-        ('["e",NaN]', "NaN is not valid JSON"),
-        ('["e",-Infinity]', "-Infinity is not valid JSON"),
-        ('\ufeff["e"]', "Unexpected UTF-8 BOM"),
-        ('["e",1,]', "Expecting value"),
-        ('["e","\x01"]', "Invalid control character"),
-        ('["e",' + "1" * 5000 + "]", "Exceeds the limit"),
-        ('["e"]x', "Extra data"),
-        ("[" * 2000 + "]" * 2000, "invalid JSON payload"),
-    ],
-)
+# Texts the stdlib's json refuses; the nesting one only up to Python 3.11 (later
+# versions read it: their C recursion limit is not the interpreter's).
+REFUSED = [
+    pytest.param('["e",1e400]', id="float out of range"),
+    pytest.param('["e",-1E999]', id="negative float out of range"),
+    pytest.param('["e",NaN]', id="NaN"),
+    pytest.param('["e",-Infinity]', id="-Infinity"),
+    pytest.param('\ufeff["e"]', id="byte order mark"),
+    pytest.param('["e",1,]', id="trailing comma"),
+    pytest.param('["e","\x01"]', id="control character"),
+    pytest.param('["e",' + "1" * 5000 + "]", id="integer over the digit limit"),
+    pytest.param('["e"]x', id="extra data"),
+    pytest.param("[" * 2000 + "]" * 2000, id="nesting past the recursion limit"),
+]
+
+
+@pytest.mark.parametrize("text", REFUSED)
 @pytest.mark.usefixtures("codec")
-def test_texts_are_refused_as_always(text: str, message: str) -> None:
-    with pytest.raises(SocketIOPacketError, match=re.escape(message)) as info:
+def test_texts_are_refused_as_the_stdlib_refuses_them(text: str) -> None:
+    """Refused with the stdlib's own message, whichever codec reads; the messages are
+    those of the running Python (3.13 says "Illegal trailing comma" where 3.11 says
+    "Expecting value")."""
+    try:
+        reference_loads(text)
+    except SocketIOPacketError as exc:  # the parse_float/parse_constant hooks raise it as is
+        expected = str(exc)
+    except (ValueError, RecursionError) as exc:
+        expected = f"invalid JSON payload: {exc}"
+    else:
+        # Python 3.12 and later read the deep nesting: then the codec reads it too.
+        assert text.startswith("[[")
+        assert sys.version_info >= (3, 12)
+        assert jsoncodec.loads(text, reference_loads) == reference_loads(text)
+        return
+    with pytest.raises(SocketIOPacketError) as info:
         Decoder(DecoderLimits(max_json_depth=5000)).feed("2" + text)
-    [raised, kind, reference] = outcome(reference_loads, text)
-    assert raised == "raised"
-    if kind != "SocketIOPacketError":  # the parse_float/parse_constant hooks raise it as is
-        reference = f"invalid JSON payload: {reference}"
-    assert str(info.value) == reference
+    assert str(info.value) == expected
 
 
 @pytest.mark.usefixtures("codec")
